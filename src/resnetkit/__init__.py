@@ -1,0 +1,33 @@
+"""resnetkit: build, train, fine-tune, explain and export ResNets on Keras 3.
+
+The public names are loaded on first use, so that ``import resnetkit`` (and
+``resnetkit --help``) does not pay for importing TensorFlow until a model is needed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any
+
+# Keras 3 picks its backend at import time; resnetkit runs on TensorFlow unless told otherwise.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "ResNet": "resnetkit.models",
+    "count_macs": "resnetkit.models",
+    "count_params": "resnetkit.models",
+    "create_model": "resnetkit.models",
+    "get_variant": "resnetkit.models",
+    "list_models": "resnetkit.models",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'resnetkit' has no attribute {name!r}")

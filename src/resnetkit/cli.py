@@ -1,0 +1,137 @@
+"""Command-line interface: parse arguments, call the library, print the result.
+
+Every command is a thin wrapper; the work happens in ``resnetkit``'s modules, which are
+imported inside the commands so that ``resnetkit --help`` answers without loading
+TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from resnetkit.models import list_models
+    from resnetkit.models.zoo import zoo_table
+
+    entries = zoo_table(list_models(args.family), use_cache=not args.no_cache)
+    if args.format == "json":
+        rows = [
+            {
+                "name": e.name,
+                "family": e.family,
+                "trainable_params": e.trainable_params,
+                "total_params": e.total_params,
+                "gmacs": round(e.gmacs, 4),
+                "input_size": list(e.input_size),
+                "num_classes": e.num_classes,
+                "description": e.description,
+            }
+            for e in entries
+        ]
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("name", "family", "trainable params", "total params", "GMACs", "input", "classes")
+    table = [
+        (
+            e.name,
+            e.family,
+            f"{e.trainable_params:,}",
+            f"{e.total_params:,}",
+            f"{e.gmacs:.4f}",
+            "×".join(map(str, e.input_size)),
+            str(e.num_classes),
+        )
+        for e in entries
+    ]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    right = {2, 3, 4, 6}
+
+    def line(row):
+        cells = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip()
+
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for row in table:
+        print(line(row))
+    print(
+        "\ntrainable params: learnable weights (PyTorch's convention); total params: Keras' "
+        "count_params(), BN moving statistics included. GMACs: convolutions + dense layers, "
+        "one image at the listed input size."
+    )
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from resnetkit.models import count_macs, count_params, create_model
+
+    options = {}
+    if args.input_size is not None:
+        options["input_shape"] = tuple(args.input_size)
+    if args.num_classes is not None:
+        options["num_classes"] = args.num_classes
+    if args.softmax:
+        options["classifier_activation"] = "softmax"
+    if args.no_top:
+        options["include_top"] = False
+    model = create_model(args.name, **options)
+    model.summary(line_length=120, print_fn=lambda text, **_: print(text, end=""))
+    trainable, total = count_params(model)
+    macs = count_macs(model)
+    print(f"\n{args.name}: input {tuple(model.input_shape[1:])}")
+    print(f"  trainable params (PyTorch convention): {trainable:,}")
+    print(f"  total params (Keras count_params):      {total:,}")
+    print(f"  forward GMACs (conv + dense):           {macs.gmacs:.4f}")
+    print(f"  pooling operations:                     {macs.pooling:,}")
+    print("  features (name: layer, stride, channels):")
+    for name, info in model.feature_info.items():
+        print(f"    {name}: {info.layer}, stride {info.stride}, {info.channels} channels")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from resnetkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="resnetkit", description="Build, train, evaluate and export ResNets (Keras 3)."
+    )
+    parser.add_argument("--version", action="version", version=f"resnetkit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="list every model with parameters and GMACs")
+    p.add_argument(
+        "--family", help="only this family (seed, tiny, cifar, plain, wide, imagenet, keras)"
+    )
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--no-cache", action="store_true", help="measure again, ignore the cached table")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("summary", help="print one model's layers, parameters, GMACs and features")
+    p.add_argument("name", help="model name, see `resnetkit models`")
+    p.add_argument("--input-size", nargs=3, type=int, metavar=("H", "W", "C"))
+    p.add_argument("--num-classes", type=int)
+    p.add_argument("--softmax", action="store_true", help="end with softmax instead of logits")
+    p.add_argument("--no-top", action="store_true", help="leave out pooling and classifier")
+    p.set_defaults(func=_cmd_summary)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as e:
+        print(f"resnetkit {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
