@@ -136,7 +136,7 @@ class ResNet(keras.Model):
             if n not in self.feature_info:
                 raise unknown_name_error("feature", n, self.feature_info)
         outputs = {n: self.get_layer(self.feature_info[n].layer).output for n in names}
-        return keras.Model(self.inputs, outputs, name=f"{self.name}_features")
+        return keras.Model(self.input, outputs, name=f"{self.name}_features")
 
 
 def _build(

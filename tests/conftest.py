@@ -1,0 +1,27 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--regen-expected",
+        action="store_true",
+        help="rewrite tests/expected/*.npz from the current code instead of comparing",
+    )
+
+
+@pytest.fixture
+def regen_expected(request) -> bool:
+    return request.config.getoption("--regen-expected")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    """Free the previous test's models: the zoo tests build 100M-parameter networks."""
+    yield
+    keras.backend.clear_session()

@@ -1,0 +1,64 @@
+"""The command line: `resnetkit models` and `resnetkit summary`."""
+
+import json
+
+import pytest
+
+from resnetkit.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNETKIT_CACHE", str(tmp_path / "cache"))
+
+
+def test_models_json(capsys):
+    assert main(["models", "--format", "json", "--family", "keras"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["resnet50_keras"]["total_params"] == 25_636_712
+    assert rows["resnet50v2_keras"]["total_params"] == 25_613_800
+    assert rows["resnet50_keras"]["input_size"] == [224, 224, 3]
+
+
+def test_models_table_is_cached(capsys, tmp_path):
+    assert main(["models", "--family", "cifar"]) == 0
+    first = capsys.readouterr()
+    assert "measuring resnet20" in first.err
+    resnet20 = next(line for line in first.out.splitlines() if line.startswith("resnet20 "))
+    assert "269,722" in resnet20 and "0.0406" in resnet20
+    assert main(["models", "--family", "cifar"]) == 0
+    second = capsys.readouterr()
+    assert second.out == first.out and "measuring" not in second.err
+    assert len(list((tmp_path / "cache").glob("zoo-*.json"))) == 1
+
+
+def test_damaged_cache_is_measured_again(capsys, tmp_path):
+    assert main(["models", "--family", "tiny"]) == 0
+    (cache,) = (tmp_path / "cache").glob("zoo-*.json")
+    cache.write_text("{not json")
+    capsys.readouterr()
+    assert main(["models", "--family", "tiny", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["name"] == "resnet_tiny"
+
+
+def test_summary_of_the_seed(capsys):
+    assert main(["summary", "seed", "--input-size", "224", "224", "3", "--num-classes", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "Total params: 754,058" in out
+    assert "Trainable params: 751,370" in out
+    assert "stage1: stage1_block10_add, stride 4, 64 channels" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["summary", "resnet5O"], "'resnet50'"),
+        (["summary", "resnet50", "--input-size", "8", "8", "3"], "too small"),
+        (["summary", "resnet50", "--num-classes", "0"], "num_classes"),
+        (["models", "--family", "cifr"], "unknown family 'cifr'"),
+    ],
+)
+def test_errors_are_one_line_messages(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

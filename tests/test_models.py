@@ -1,0 +1,217 @@
+"""Building models: shapes, features, gradients, options and the errors for bad options."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import fill_weights, images
+
+import resnetkit
+from resnetkit.models import create_model, get_variant, list_models
+
+# One model per block type, stem, shortcut and layout.
+REPRESENTATIVE = [
+    "resnet_tiny",
+    "seed",
+    "resnet20",
+    "plain20",
+    "wrn16_4",
+    "resnet18",
+    "resnet50",
+    "resnext50_32x4d",
+    "resnet18d",
+    "resnetv2_50",
+    "resnet50_keras",
+    "resnet50v2_keras",
+]
+
+
+@pytest.mark.parametrize("name", REPRESENTATIVE)
+def test_forward_features_and_gradients(name):
+    spec = get_variant(name)
+    model = create_model(name, input_shape=(64, 64, 3), num_classes=7)
+    x = images((2, 64, 64, 3))
+    logits = model(x, training=False)
+    assert logits.shape == (2, 7)
+    assert np.isfinite(logits.numpy()).all()
+
+    # Every named feature has the stride and channels it claims.
+    features = model.feature_extractor()(x)
+    assert list(features) == ["stem"] + [f"stage{i}" for i in range(1, len(spec.depths) + 1)]
+    for fname, info in model.feature_info.items():
+        fmap = features[fname]
+        assert fmap.shape[-1] == info.channels, fname
+        expected = -(-64 // info.stride)
+        if name == "seed" and fname != "stem":
+            expected = (32 - 3) // 2 + 1  # the article's max-pool has "valid" padding
+        assert fmap.shape[1] == expected, fname
+    if spec.family in ("imagenet", "keras"):
+        assert [i.stride for i in model.feature_info.values()] == [2, 4, 8, 16, 32] or (
+            spec.layout == "keras_v2"
+        )
+
+    # A backward pass reaches every trainable weight.
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.square(model(x, training=True)))
+    grads = tape.gradient(loss, model.trainable_weights)
+    dead = [
+        w.path
+        for w, g in zip(model.trainable_weights, grads, strict=True)
+        if g is None or not np.any(g.numpy())
+    ]
+    assert not dead
+
+
+def test_keras_v2_strides_follow_keras_applications():
+    model = create_model("resnet50v2_keras", input_shape=(64, 64, 3))
+    assert [i.stride for i in model.feature_info.values()] == [2, 8, 16, 32, 32]
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"),
+    [("resnet50_keras", "ResNet50"), ("resnet50v2_keras", "ResNet50V2")],
+)
+def test_keras_layouts_compute_what_keras_applications_computes(ours, theirs):
+    reference = getattr(keras.applications, theirs)(weights=None, input_shape=(64, 64, 3))
+    fill_weights(reference)
+    model = create_model(ours, input_shape=(64, 64, 3), classifier_activation="softmax")
+    for layer in reference.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
+    x = images((2, 64, 64, 3))
+    np.testing.assert_allclose(model(x).numpy(), reference(x).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [1, 4])
+@pytest.mark.parametrize("name", ["resnet18", "resnet20", "seed"])
+def test_any_channel_count_and_size(name, channels):
+    model = create_model(name, input_shape=(37, 45, channels), num_classes=3)
+    assert model(images((1, 37, 45, channels))).shape == (1, 3)
+
+
+def test_dynamic_input_size():
+    model = create_model("resnet18", input_shape=(None, None, 3), num_classes=4)
+    assert model(images((1, 64, 96, 3))).shape == (1, 4)
+    assert model(images((1, 40, 40, 3))).shape == (1, 4)
+
+
+@pytest.mark.parametrize(
+    ("options", "shape"),
+    [
+        ({"include_top": False}, (1, 2, 2, 512)),
+        ({"include_top": False, "pooling": "avg"}, (1, 512)),
+        ({"include_top": False, "pooling": "max"}, (1, 512)),
+        ({"pooling": "max", "num_classes": 5}, (1, 5)),
+    ],
+)
+def test_top_and_pooling(options, shape):
+    model = create_model("resnet18", input_shape=(64, 64, 3), **options)
+    assert model(images((1, 64, 64, 3))).shape == shape
+
+
+def test_pooling_max_really_takes_the_maximum():
+    model = create_model("resnet_tiny", include_top=False, pooling="max")
+    fmap = create_model("resnet_tiny", include_top=False)
+    fmap.set_weights(model.get_weights())
+    x = images((2, 32, 32, 3))
+    np.testing.assert_allclose(model(x), np.max(fmap(x), axis=(1, 2)), rtol=1e-6)
+
+
+def test_classifier_activation():
+    x = images((3, 32, 32, 3))
+    logits = create_model("resnet_tiny")
+    probs = create_model("resnet_tiny", classifier_activation="softmax")
+    probs.set_weights(logits.get_weights())
+    np.testing.assert_allclose(probs(x), tf.nn.softmax(logits(x)), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.sum(probs(x), axis=-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50", "resnetv2_50"])
+def test_zero_init_residual_makes_blocks_identities(name):
+    model = create_model(name, input_shape=(32, 32, 3), zero_init_residual=True)
+    spec = get_variant(name)
+    last_bn = [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        and layer.name.endswith("_bn3" if spec.block == "bottleneck" else "_bn2")
+    ]
+    if spec.preact:
+        zero = [layer for layer in model.layers if layer.name.endswith("_conv3")]
+        assert zero and all(not np.any(layer.kernel.numpy()) for layer in zero)
+    else:
+        assert last_bn and all(not np.any(layer.gamma.numpy()) for layer in last_bn)
+    # An identity-started block passes its input through: stage1 block1 of resnet20.
+    if name == "resnet20":
+        fx = model.feature_extractor(["stem", "stage1"])(images((1, 32, 32, 3)))
+        np.testing.assert_allclose(fx["stage1"], np.maximum(fx["stem"], 0), rtol=1e-6)
+
+
+def test_drop_path_is_linear_and_active_only_in_training():
+    model = create_model("resnet20", drop_path_rate=0.2)
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    rates = [layer.rate for layer in drops]
+    assert rates[0] == 0 or len(rates) == 8  # the first block's rate is 0: no layer
+    np.testing.assert_allclose(rates, [0.2 * i / 8 for i in range(1, 9)])
+    x = images((8, 32, 32, 3))
+    np.testing.assert_array_equal(model(x, training=False), model(x, training=False))
+    assert not np.allclose(model(x, training=True), model(x, training=True))
+
+
+def test_mixed_precision_policy_keeps_float32_logits():
+    model = create_model("resnet_tiny", dtype="mixed_bfloat16")
+    conv = model.get_layer("stem_conv")
+    assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+    out = model(images((2, 32, 32, 3)))
+    assert out.dtype == "float32"
+    assert np.isfinite(out.numpy()).all()
+
+
+def test_layer_names_are_stable():
+    names = {layer.name for layer in create_model("resnet50").layers}
+    assert {"stem_conv", "stem_bn", "stem_pool", "stage1_block1_conv1", "head_fc"} <= names
+    assert {
+        "stage4_block3_conv3",
+        "stage1_block1_shortcut_conv",
+        "stage1_block1_shortcut_bn",
+    } <= names
+
+
+def test_list_models_and_families():
+    assert "resnet50" in list_models()
+    assert list_models("plain") == ["plain20", "plain32", "plain44", "plain56", "plain110"]
+    with pytest.raises(ValueError, match="'imagenet'"):
+        list_models("imagenett")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: resnetkit.create_model("resnet5O"), r"unknown model 'resnet5O'.*'resnet50'"),
+        (lambda: resnetkit.create_model("resnet50", num_class=3), r"'num_class'.*'num_classes'"),
+        (lambda: resnetkit.create_model("resnet50", num_classes=0), "num_classes.*got 0"),
+        (lambda: resnetkit.create_model("resnet50", num_classes=2.5), "num_classes.*got 2.5"),
+        (lambda: resnetkit.create_model("resnet50", input_shape=(16, 64, 3)), "too small.*32"),
+        (lambda: resnetkit.create_model("resnet20", input_shape=(4, 4, 3)), "too small.*8"),
+        (lambda: resnetkit.create_model("resnet50", input_shape=(64, 64)), "input_shape.*64, 64"),
+        (lambda: resnetkit.create_model("resnet50", pooling="mean"), "pooling.*'mean'"),
+        (lambda: resnetkit.create_model("resnet50", classifier_activation="relu"), "'relu'"),
+        (lambda: resnetkit.create_model("resnet50", drop_path_rate=1.5), "drop_path_rate.*1.5"),
+        (lambda: resnetkit.create_model("resnet20", shortcut="E"), "shortcut.*'E'"),
+        (lambda: resnetkit.create_model("plain20", shortcut="A"), "fixed shortcut"),
+        (lambda: resnetkit.create_model("plain20", zero_init_residual=True), "no shortcuts"),
+        (lambda: resnetkit.create_model("resnet50_keras", post_add_relu=False), "post_add_relu"),
+    ],
+)
+def test_bad_arguments_raise_clear_value_errors(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet18", "resnet50d"])
+def test_fill_weights_helper_is_deterministic(name):
+    a, b = create_model(name), create_model(name)
+    fill_weights(a)
+    fill_weights(b)
+    for wa, wb in zip(a.weights, b.weights, strict=True):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy())
