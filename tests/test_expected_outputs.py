@@ -23,14 +23,19 @@ CASES = {
     "resnet20": (32, 32, 3),
     "plain20": (28, 28, 1),
     "wrn16_4": (32, 32, 3),
-    "resnet18": (67, 53, 3),
-    "resnet50": (67, 53, 3),
-    "resnext50_32x4d": (67, 53, 3),
-    "resnet18d": (67, 53, 3),
-    "resnet50d": (67, 53, 3),
-    "resnetv2_50": (67, 53, 3),
-    "resnet50_keras": (67, 53, 3),
-    "resnet50v2_keras": (67, 53, 3),
+    **dict.fromkeys(
+        [
+            "resnet18",
+            "resnet50",
+            "resnext50_32x4d",
+            "resnet18d",
+            "resnet50d",
+            "resnetv2_50",
+            "resnet50_keras",
+            "resnet50v2_keras",
+        ],
+        (67, 53, 3),
+    ),
 }
 
 
