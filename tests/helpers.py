@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 
+import h5py
 import numpy as np
 
 
@@ -31,3 +32,16 @@ def fill_weights(model, seed: int = 0) -> None:
 
 def images(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0.0, 1.0, shape).astype("float32")
+
+
+def write_keras_h5(model, path) -> None:
+    """Write ``model``'s weights in the legacy HDF5 layout that keras.applications publishes."""
+    with h5py.File(path, "w") as f:
+        layers = [layer for layer in model.layers if layer.weights]
+        f.attrs["layer_names"] = [layer.name.encode("utf8") for layer in layers]
+        for layer in layers:
+            group = f.create_group(layer.name)
+            names = [f"{layer.name}/{w.path.split('/')[-1]}:0" for w in layer.weights]
+            group.attrs["weight_names"] = [n.encode("utf8") for n in names]
+            for name, w in zip(names, layer.weights, strict=True):
+                group.create_dataset(name, data=np.asarray(w.numpy()))

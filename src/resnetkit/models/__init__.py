@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from resnetkit.models.builder import FeatureInfo, ResNet
 from resnetkit.models.flops import MacCount, count_macs, count_params
@@ -24,12 +25,25 @@ def list_models(family: str | None = None) -> list[str]:
     return [n for n, v in VARIANTS.items() if family is None or v.family == family]
 
 
-def create_model(name: str, **options) -> ResNet:
-    """Build the zoo model ``name``; ``options`` are those of ``ResNet`` (see its docstring)."""
+def create_model(name: str, weights: str | Path | None = None, **options) -> ResNet:
+    """Build the zoo model ``name``; ``options`` are those of ``ResNet`` (see its docstring).
+
+    ``weights``: a registry name (``resnetkit weights list``) or a weights file (.h5,
+    .pth, .safetensors, .npz). A registry entry also sets the model's preprocessing.
+    """
     for key in options:
         if key not in OPTIONS:
             raise unknown_name_error("option", key, OPTIONS)
-    return ResNet(name, **options)
+    if weights is None:
+        return ResNet(name, **options)
+
+    from resnetkit.weights import REGISTRY, load_weights
+
+    if isinstance(weights, str) and weights in REGISTRY:
+        options.setdefault("preprocessing", REGISTRY[weights].preprocessing.to_dict())
+    model = ResNet(name, **options)
+    load_weights(model, weights)
+    return model
 
 
 __all__ = [

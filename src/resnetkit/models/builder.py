@@ -53,6 +53,9 @@ class ResNet(keras.Model):
         shortcut: override the variant's shortcut (``"A"``, ``"B"``, ``"D"``).
         post_add_relu: override whether a ReLU follows the addition (the seed omits it).
         dtype: a Keras dtype policy such as ``"mixed_bfloat16"``; the classifier stays float32.
+        preprocessing: the input preprocessing the weights expect, as
+            ``Preprocessing.to_dict()``; set by ``create_model(..., weights=...)`` and saved
+            with the model so that every later step applies it.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class ResNet(keras.Model):
         shortcut: str | None = None,
         post_add_relu: bool | None = None,
         dtype: str | keras.DTypePolicy | None = None,
+        preprocessing: dict | None = None,
         name: str | None = None,
         **kwargs,
     ):
@@ -114,6 +118,7 @@ class ResNet(keras.Model):
             "shortcut": shortcut,
             "post_add_relu": post_add_relu,
             "dtype": dtype,
+            "preprocessing": None if preprocessing is None else dict(preprocessing),
         }
 
     def get_config(self) -> dict:
@@ -128,6 +133,14 @@ class ResNet(keras.Model):
         model = cls(**config)
         model.trainable = trainable
         return model
+
+    @property
+    def preprocessing(self):
+        """The ``Preprocessing`` its weights expect, or ``None`` (weights not pretrained)."""
+        from resnetkit.weights.specs import Preprocessing
+
+        spec = self._init_config["preprocessing"]
+        return None if spec is None else Preprocessing.from_dict(spec)
 
     def feature_extractor(self, names: list[str] | None = None) -> keras.Model:
         """A model sharing this one's layers that returns ``{name: feature map}``."""

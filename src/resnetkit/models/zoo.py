@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 
+from resnetkit.cache import cache_dir, write_atomic
 from resnetkit.models.builder import ResNet
 from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS
@@ -33,11 +32,6 @@ class ZooEntry:
     input_size: tuple[int, int, int]
     num_classes: int
     description: str
-
-
-def cache_dir() -> Path:
-    """Where resnetkit caches measured tables, weights and data sets."""
-    return Path(os.environ.get("RESNETKIT_CACHE", Path.home() / ".cache" / "resnetkit"))
 
 
 def measure(name: str) -> ZooEntry:
@@ -88,10 +82,6 @@ def zoo_table(names: list[str] | None = None, *, use_cache: bool = True) -> list
 
 def _write_atomic(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_atomic(path, text)
     except OSError as e:  # an unwritable cache only costs time
         print(f"warning: could not cache the zoo table in {path}: {e}", file=sys.stderr)
