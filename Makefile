@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format clean
+INTEROP_VENV ?= .venv-interop
+
+.PHONY: demo test test-interop lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +29,15 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/python -m pytest
+
+# Heavier tier: compares with torchvision and timm (installs PyTorch, ~5.5 GB, in its own venv).
+$(INTEROP_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(INTEROP_VENV)
+	$(INTEROP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[interop]'
+	touch $@
+
+test-interop: $(INTEROP_VENV)/.installed
+	$(INTEROP_VENV)/bin/python -m pytest -m interop -s -q tests/test_interop_torch.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

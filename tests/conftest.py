@@ -3,6 +3,13 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import importlib.util
+
+# In the interop venv (PyTorch 2.14.1's CUDA build), triton's extension crashes when it is
+# first loaded after TensorFlow; torch._dynamo loads it, so load that first.
+if importlib.util.find_spec("torchvision") is not None:
+    import torch._dynamo  # noqa: F401
+
 import keras
 import pytest
 

@@ -1,0 +1,98 @@
+"""Interop tier: resnetkit against torchvision and timm themselves.
+
+Run with ``make test-interop`` (it installs PyTorch 2.14.1, torchvision 0.29.1 and timm 1.0.31
+into ``.venv-interop``). Each test prints the measured errors.
+"""
+
+import numpy as np
+import pytest
+from helpers import fill_weights, images
+from safetensors.numpy import save_file
+
+from resnetkit.models import create_model
+from resnetkit.weights import torch_state_dict
+
+pytestmark = pytest.mark.interop
+
+TORCHVISION = [
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "resnext50_32x4d",
+    "resnext101_32x8d",
+    "resnext101_64x4d",
+    "wide_resnet50_2",
+    "wide_resnet101_2",
+]
+TIMM = ["resnet18d", "resnet50d", "resnetv2_50"]
+SIZES = [(224, 224), (193, 161)]  # an odd size catches padding mistakes
+
+
+def source_model(name: str):
+    import timm
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = timm.create_model(name) if name in TIMM else getattr(torchvision.models, name)()
+    # Non-trivial BatchNorm statistics and affine parameters: defaults (0, 1) would hide
+    # a wrong mapping of running_mean/var or weight/bias.
+    g = torch.Generator().manual_seed(1)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            n = module.num_features
+            module.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            module.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            module.weight.data.copy_(torch.rand(n, generator=g) * 0.5 + 0.25)
+            module.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+    return model.eval()
+
+
+def torch_logits(model, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()).numpy()
+
+
+def errors(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    rel = float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs))
+    return rel, float(np.max(np.abs(ours - theirs)))
+
+
+@pytest.mark.parametrize("name", TORCHVISION + TIMM)
+def test_pytorch_weights_give_pytorch_logits(name, tmp_path):
+    import torch
+
+    torch.set_num_threads(2)
+    source = source_model(name)
+    path = tmp_path / f"{name}.pth"
+    torch.save(source.state_dict(), path)
+    for h, w in SIZES:
+        model = create_model(name, input_shape=(h, w, 3), weights=path)
+        x = images((2, h, w, 3))
+        rel, worst = errors(model(x).numpy(), torch_logits(source, x))
+        print(f"\n{name} {h}x{w}: relative L2 error {rel:.2e}, max abs {worst:.2e}")
+        assert rel <= 1e-4
+
+
+@pytest.mark.parametrize(
+    "name", ["resnet18", "resnet50", "resnext50_32x4d", "resnet50d", "resnetv2_50"]
+)
+def test_exported_state_dict_loads_strictly_in_pytorch(name, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(2)
+    model = create_model(name, input_shape=(224, 224, 3))
+    fill_weights(model)
+    path = tmp_path / f"{name}.safetensors"
+    save_file(torch_state_dict(model), path)
+    target = source_model(name)
+    target.load_state_dict(load_file(path), strict=True)
+    x = images((2, 224, 224, 3))
+    rel, worst = errors(model(x).numpy(), torch_logits(target, x))
+    print(f"\n{name} exported: relative L2 error {rel:.2e}, max abs {worst:.2e}")
+    assert rel <= 1e-4
