@@ -126,6 +126,7 @@ class _Payload:
         return (os.system, ("touch PWNED",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the payload
 def test_malicious_pickle_is_refused_without_running_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pth"

@@ -5,6 +5,7 @@ import functools
 import hashlib
 import http.server
 import json
+import logging
 import socket
 import threading
 
@@ -198,3 +199,31 @@ def test_cli_import_errors_name_the_problem(tmp_path, capsys):
     ]
     assert main(argv) == 2
     assert "none.pth" in capsys.readouterr().err
+
+
+def test_keras_entry_uses_the_headless_file_for_a_new_task(server, monkeypatch, caplog):
+    """num_classes != 1000: the registry's no-top file is fetched and the head starts fresh."""
+    from helpers import write_keras_h5
+
+    root, base = server
+    reference = keras.applications.ResNet50(
+        weights=None, include_top=False, input_shape=(64, 64, 3)
+    )
+    fill_weights(reference)
+    write_keras_h5(reference, root / "r50_notop.h5")
+    digest = hashlib.md5((root / "r50_notop.h5").read_bytes()).hexdigest()
+    spec = dataclasses.replace(
+        REGISTRY["resnet50.keras_imagenet"],
+        file=FileRef(base + "missing_top.h5", "0" * 32, "md5"),
+        notop_file=FileRef(base + "r50_notop.h5", digest, "md5"),
+    )
+    monkeypatch.setitem(REGISTRY, spec.name, spec)
+    with caplog.at_level(logging.WARNING, logger="resnetkit"):
+        model = create_model(
+            "resnet50_keras", weights=spec.name, num_classes=10, input_shape=(64, 64, 3)
+        )
+    assert "the weights have no classifier, the model has 10" in caplog.text
+    assert model.preprocessing.mode == "caffe"
+    features = keras.Model(model.input, model.get_layer("conv5_block3_out").output)
+    x = images((1, 64, 64, 3))
+    np.testing.assert_allclose(features(x), reference(x), atol=1e-5)
