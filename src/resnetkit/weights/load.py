@@ -61,6 +61,10 @@ def resolve(source: str | Path, model) -> tuple[Path, str, WeightSpec | None]:
 
 def load_weights(model, source: str | Path) -> LoadReport:
     """Load ``source`` (registry name or file) into ``model`` and report what happened."""
+    if not hasattr(model, "variant"):
+        raise TypeError(
+            f"load_weights needs a resnetkit model (create_model); got {type(model).__name__}"
+        )
     path, fmt, _ = resolve(source, model)
     if fmt == "keras_h5":
         arrays, unknown = read_keras_h5(path), []
@@ -74,7 +78,7 @@ def assign(model, arrays: dict[str, np.ndarray], *, source: str, unknown=()) -> 
     report = LoadReport(source)
     targets = {w.path: w for w in model.weights}
     arrays = dict(arrays)
-    head = model.variant and _head_layer(model)
+    head = _head_layer(model)
     head_in_file = sorted(k for k in arrays if k.split("/")[0] == head)
     head_in_model = sorted(k for k in targets if k.split("/")[0] == head)
 
