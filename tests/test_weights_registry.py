@@ -16,16 +16,16 @@ from helpers import fill_weights, images
 from safetensors.numpy import save_file
 
 from resnetkit.cli import main
+from resnetkit.download import FileRef
 from resnetkit.models import create_model, list_models
 from resnetkit.weights import (
     REGISTRY,
     ChecksumMismatch,
-    WeightsUnavailable,
+    DownloadUnavailable,
     fetch_file,
     imagenet_classes,
     torch_state_dict,
 )
-from resnetkit.weights.specs import FileRef
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def test_a_wrong_hand_placed_file_is_refused_and_removed(tmp_path):
 
 def test_without_network_the_message_says_where_to_put_the_file(tmp_path):
     url = f"http://127.0.0.1:{closed_port()}/resnet50-11ad3fa6.pth"
-    with pytest.raises(WeightsUnavailable) as err:
+    with pytest.raises(DownloadUnavailable) as err:
         fetch_file(FileRef(url, "11ad3fa6"))
     text = str(err.value)
     assert url in text

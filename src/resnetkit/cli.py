@@ -132,12 +132,12 @@ def _cmd_weights_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights_fetch(args: argparse.Namespace) -> int:
-    from resnetkit.weights import WeightsUnavailable, fetch_file, get_weight_spec
+    from resnetkit.weights import DownloadUnavailable, fetch_file, get_weight_spec
 
     spec = get_weight_spec(args.name)
     try:
         path = fetch_file(spec.file_for(include_top=not args.no_top))
-    except WeightsUnavailable as e:
+    except DownloadUnavailable as e:
         print(f"resnetkit weights fetch: {e}", file=sys.stderr)
         return 1
     print(path)

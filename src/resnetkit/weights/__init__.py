@@ -1,6 +1,7 @@
 """Pretrained weights: the registry, safe file reading, and strict loading by name."""
 
-from resnetkit.weights.io import ChecksumMismatch, WeightsUnavailable, fetch_file, read_state_dict
+from resnetkit.download import ChecksumMismatch, DownloadUnavailable, fetch_file
+from resnetkit.weights.io import read_state_dict
 from resnetkit.weights.load import LoadReport, load_weights
 from resnetkit.weights.specs import (
     REGISTRY,
@@ -14,10 +15,10 @@ from resnetkit.weights.torch_state import from_keras as torch_state_dict
 __all__ = [
     "REGISTRY",
     "ChecksumMismatch",
+    "DownloadUnavailable",
     "LoadReport",
     "Preprocessing",
     "WeightSpec",
-    "WeightsUnavailable",
     "fetch_file",
     "get_weight_spec",
     "imagenet_classes",

@@ -21,8 +21,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from resnetkit.download import fetch_file
 from resnetkit.weights.adapt import adapt_input_conv
-from resnetkit.weights.io import fetch_file, read_state_dict
+from resnetkit.weights.io import read_state_dict
 from resnetkit.weights.keras_apps import read_keras_h5
 from resnetkit.weights.specs import REGISTRY, WeightSpec, get_weight_spec
 from resnetkit.weights.torch_state import to_keras

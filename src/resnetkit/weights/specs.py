@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 
+from resnetkit.download import FileRef
 from resnetkit.models.variants import unknown_name_error
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -52,19 +53,6 @@ TV_V1 = Preprocessing()
 TV_V2 = Preprocessing(resize_size=232)
 TIMM_RA2 = Preprocessing(resize_size=256, interpolation="bicubic")  # crop_pct 0.875
 TIMM_A1 = Preprocessing(resize_size=235, interpolation="bicubic")  # crop_pct 0.95: floor(224/0.95)
-
-
-@dataclass(frozen=True)
-class FileRef:
-    """One downloadable file and the checksum its publisher gives for it."""
-
-    url: str
-    checksum: str  # hex digest, or a prefix of one (torchvision/timm file names)
-    algorithm: str = "sha256"  # or "md5" (keras.applications)
-
-    @property
-    def filename(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
 
 
 @dataclass(frozen=True)

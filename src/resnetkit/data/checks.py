@@ -1,0 +1,101 @@
+"""Finding bad image files, and decoding good ones the same way everywhere.
+
+``check_image`` runs while a data set is indexed: it reads only the header (fast) and catches
+empty files, non-images, unreadable paths (symlink loops, permissions) and decompression bombs.
+``decode_image`` runs in the input pipeline: it catches what a header cannot show (a
+truncated JPEG or PNG) by raising ``BadImageError``, which the pipeline turns into a report
+instead of a crash.
+
+Decoding uses Pillow for every format, so that EXIF orientation, palette, CMYK, 16-bit and
+alpha images are converted consistently: grey (``L``) for one channel, ``RGB`` for three,
+``RGBA`` for four; a GIF gives its first frame.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+@dataclass(frozen=True)
+class BadImage:
+    path: str
+    reason: str
+
+
+class BadImageError(ValueError):
+    """An image file that cannot be used; the message is the reason."""
+
+
+def check_image(path: str, max_pixels: int) -> str | None:
+    """The reason ``path`` cannot be used, from its header; ``None`` if it looks fine."""
+    try:
+        size = os.stat(path).st_size  # follows links: a loop raises ELOOP here
+    except OSError as e:
+        return f"unreadable: {e.strerror or e}"
+    if size == 0:
+        return "empty file (0 bytes)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                fmt = img.format
+    except Image.DecompressionBombError as e:
+        return f"too many pixels (decompression bomb): {e}"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return f"not a readable image ({type(e).__name__}: {str(e)[:80]})"
+    if width * height > max_pixels:
+        return (
+            f"too many pixels: {width}×{height} = {width * height:,} > limit {max_pixels:,} "
+            "(possible decompression bomb)"
+        )
+    if width == 0 or height == 0:
+        return f"empty {fmt} image ({width}×{height})"
+    return None
+
+
+def to_mode(img: Image.Image, channels: int) -> Image.Image:
+    """Convert any Pillow image to ``channels`` channels (1, 3 or 4) consistently."""
+    if channels not in MODES:
+        raise ValueError(f"channels must be 1, 3 or 4; got {channels}")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: scale to 8 bits
+        array = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") else max(float(array.max()), 1.0)
+        img = Image.fromarray(np.clip(array / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA") and channels != 4:
+        # Composite on black rather than dropping alpha, so transparent pixels are defined.
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    return img.convert(MODES[channels])
+
+
+def decode_image(data_or_path: bytes | str, channels: int, max_pixels: int) -> np.ndarray:
+    """Decode to an (H, W, channels) uint8 array: EXIF orientation applied, first frame only."""
+    import io
+
+    source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                if img.size[0] * img.size[1] > max_pixels:
+                    raise BadImageError(f"too many pixels: {img.size[0]}×{img.size[1]}")
+                img.seek(0)
+                img = ImageOps.exif_transpose(img)
+                return np.asarray(to_mode(img, channels), dtype=np.uint8).reshape(
+                    img.size[1], img.size[0], channels
+                )
+    except BadImageError:
+        raise
+    except Exception as e:  # Pillow raises many types for damaged files; all mean "bad file"
+        raise BadImageError(f"cannot decode ({type(e).__name__}: {str(e)[:80]})") from e
