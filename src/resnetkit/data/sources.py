@@ -147,7 +147,10 @@ def stratified_split(images: ImageSet, val_fraction: float, seed: int) -> tuple[
             n_val = min(max(n_val, 1), len(idx) - 1)
         val_idx.extend(idx[:n_val])
         train_idx.extend(idx[n_val:])
-    return images.subset(np.sort(train_idx)), images.subset(np.sort(val_idx))
+    return (
+        images.subset(np.sort(np.asarray(train_idx, dtype=np.int64))),
+        images.subset(np.sort(np.asarray(val_idx, dtype=np.int64))),
+    )
 
 
 def from_folder(

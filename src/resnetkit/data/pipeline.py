@@ -1,0 +1,279 @@
+"""One tf.data pipeline for training, evaluation and prediction.
+
+    files or arrays → decode (Pillow, parallel) → [cache] → resize/crop → [augment] → batch
+                    → [MixUp/CutMix] → normalize (from the weights' Preprocessing) → prefetch
+
+Training and evaluation differ only in ``training=True``: the decode, resize and
+normalization code is shared, so preprocessing cannot drift between them. Files that fail
+to decode (truncated, damaged) are dropped and recorded in a ``BadImageLog``: an epoch never
+crashes on them.
+
+Augmentations are Keras' own preprocessing layers (RandomTranslation, RandomErasing,
+RandAugment, MixUp, CutMix); the crops use tf.image. Written here: only the decode wrapper and
+the ImageNet-style random-resized-crop/resize-center-crop, which Keras lacks as pipeline ops.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from resnetkit.data.checks import BadImage, BadImageError, decode_image
+from resnetkit.data.sources import MAX_PIXELS, ImageSet
+from resnetkit.weights.specs import Preprocessing
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation, chosen by config. Defaults: random-resized-crop and flips."""
+
+    crop: str = "random_resized"  # "random_resized", "pad" (pad-and-crop) or "none"
+    min_area: float = 0.08  # random-resized-crop area range [min_area, 1]
+    pad: int = 4  # pixels of zero padding for "pad"
+    flip: bool = True
+    translate: float = 0.0  # RandomTranslation factor (fraction of size)
+    erasing: float = 0.0  # RandomErasing probability
+    randaugment: int = 0  # RandAugment number of ops (0 = off)
+    randaugment_magnitude: float = 0.5
+    mixup: float = 0.0  # MixUp alpha (0 = off)
+    cutmix: float = 0.0  # CutMix alpha (0 = off)
+
+    def __post_init__(self):
+        if self.crop not in ("random_resized", "pad", "none"):
+            raise ValueError(f"augment.crop must be random_resized, pad or none; got {self.crop!r}")
+        if self.mixup and self.cutmix:
+            raise ValueError("choose MixUp or CutMix, not both")
+
+
+class BadImageLog:
+    """Files the pipeline could not decode, collected from its worker threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._items: dict[str, str] = {}
+
+    def add(self, path: str, reason: str) -> None:
+        with self._lock:
+            self._items.setdefault(path, reason)
+
+    @property
+    def items(self) -> list[BadImage]:
+        with self._lock:
+            return [BadImage(p, r) for p, r in sorted(self._items.items())]
+
+
+def normalize(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
+    """Float images in 0..255 → the network's input, per the weights' preprocessing."""
+    channels = images.shape[-1]
+
+    def per_channel(values):
+        values = np.asarray(values, np.float32)
+        return values if channels == len(values) else np.float32(values.mean())
+
+    if prep.mode == "tf":
+        return images / 127.5 - 1.0
+    if prep.mode == "caffe":
+        if channels == 3:
+            images = images[..., ::-1]  # RGB → BGR
+        return images - per_channel(prep.mean)
+    return (images / 255.0 - per_channel(prep.mean)) / per_channel(prep.std)
+
+
+def resize_center_crop(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
+    """Evaluation geometry: shorter side to ``resize_size``, then a centered square crop."""
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = prep.resize_size / tf.minimum(h, w)
+    size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
+    size = tf.maximum(size, prep.crop_size)
+    image = tf.image.resize(image, size, method=prep.interpolation, antialias=True)
+    top = (size[0] - prep.crop_size) // 2
+    left = (size[1] - prep.crop_size) // 2
+    return image[top : top + prep.crop_size, left : left + prep.crop_size]
+
+
+def random_resized_crop(image: tf.Tensor, prep: Preprocessing, min_area: float, seed) -> tf.Tensor:
+    """A random region (area min_area..1 of the image, aspect 3/4..4/3) resized to the crop."""
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed=seed,
+        area_range=(min_area, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    image = tf.slice(image, begin, size)
+    return tf.image.resize(
+        image, (prep.crop_size, prep.crop_size), method=prep.interpolation, antialias=True
+    )
+
+
+def build_dataset(
+    images: ImageSet,
+    prep: Preprocessing,
+    *,
+    channels: int,
+    batch_size: int,
+    training: bool = False,
+    augment: Augment | None = None,
+    num_classes: int | None = None,
+    seed: int = 0,
+    cache: str | None = None,
+    bad_log: BadImageLog | None = None,
+    max_pixels: int = MAX_PIXELS,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """(images, labels) batches ready for ``model.fit``/``evaluate``/``predict``.
+
+    ``cache``: None, ``"memory"`` or a file path (decoded images are cached before any
+    augmentation). Labels are integer class indices, or one-hot (``num_classes``) when MixUp
+    or CutMix mixes them.
+    """
+    augment = augment or Augment()
+    bad_log = bad_log if bad_log is not None else BadImageLog()
+    autotune = tf.data.AUTOTUNE
+    labels = images.labels.astype(np.int32)
+
+    if images.arrays is not None:
+        ds = tf.data.Dataset.from_tensor_slices((images.arrays, labels))
+        if images.arrays.shape[-1] != channels:
+
+            def matched(image, label):
+                return _match_channels(image, channels), label
+
+            ds = ds.map(matched, num_parallel_calls=autotune)
+    else:
+        paths = [os.fsencode(p) for p in images.paths]  # bytes: non-UTF-8 names survive
+
+        def decode(path: bytes) -> tuple[np.ndarray, bool]:
+            name = os.fsdecode(path)
+            try:
+                return decode_image(name, channels, max_pixels), True
+            except BadImageError as e:
+                bad_log.add(name, str(e))
+                return np.zeros((1, 1, channels), np.uint8), False
+
+        def tf_decode(path, label):
+            image, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
+            image.set_shape([None, None, channels])
+            ok.set_shape([])
+            return image, label, ok
+
+        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+        if training:
+            # Shuffle file names (cheap) before decoding; decoded images may be cached below.
+            ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+
+        def decoded(image, label, ok):
+            return ok
+
+        def drop_flag(image, label, ok):
+            return image, label
+
+        ds = ds.map(tf_decode, num_parallel_calls=autotune).filter(decoded).map(drop_flag)
+
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache:
+        ds = ds.cache(str(cache))
+    if training and images.arrays is not None:
+        ds = ds.shuffle(min(len(labels), 50_000), seed=seed, reshuffle_each_iteration=True)
+
+    def train_geometry(index, example):
+        return _train_geometry(example[0], example[1], index, prep, augment, seed)
+
+    def eval_geometry(image, label):
+        return resize_center_crop(tf.cast(image, tf.float32), prep), label
+
+    if training:
+        ds = ds.enumerate().map(train_geometry, num_parallel_calls=autotune)
+    else:
+        ds = ds.map(eval_geometry, num_parallel_calls=autotune)
+
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
+    if training:
+        ds = _batch_augment(ds, augment, num_classes, seed)
+
+    def normalized(images, labels):
+        return normalize(images, prep), labels
+
+    return ds.map(normalized, num_parallel_calls=autotune).prefetch(autotune)
+
+
+def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
+    have = x.shape[-1]
+    if have == 1:
+        return tf.repeat(x, channels, axis=-1)
+    if channels == 1:
+        return tf.cast(
+            tf.round(tf.image.rgb_to_grayscale(tf.cast(x[..., :3], tf.float32))), tf.uint8
+        )
+    return x[..., :channels]
+
+
+def _train_geometry(image, label, index, prep: Preprocessing, augment: Augment, seed: int):
+    """Per-image random geometry, seeded by (seed, position in the epoch stream)."""
+    image = tf.cast(image, tf.float32)
+    s = tf.stack([tf.cast(seed, tf.int64), index])
+    if augment.crop == "random_resized":
+        image = random_resized_crop(image, prep, augment.min_area, s)
+    else:
+        image = resize_center_crop(image, prep)
+        if augment.crop == "pad":
+            p = augment.pad
+            image = tf.pad(image, [[p, p], [p, p], [0, 0]])
+            image = tf.image.stateless_random_crop(
+                image, tf.shape(image) - [2 * p, 2 * p, 0], seed=s + 1
+            )
+    if augment.flip:
+        image = tf.image.stateless_random_flip_left_right(image, seed=s + 2)
+    return image, label
+
+
+def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | None, seed: int):
+    """Keras' own augmentation layers, applied to whole batches in 0..255."""
+    layers = []
+    if augment.translate:
+        layers.append(
+            keras.layers.RandomTranslation(augment.translate, augment.translate, seed=seed)
+        )
+    if augment.randaugment:
+        layers.append(
+            keras.layers.RandAugment(
+                value_range=(0, 255),
+                num_ops=augment.randaugment,
+                factor=augment.randaugment_magnitude,
+                seed=seed,
+            )
+        )
+    if augment.erasing:
+        layers.append(
+            keras.layers.RandomErasing(factor=augment.erasing, value_range=(0, 255), seed=seed)
+        )
+    mixer = None
+    if augment.mixup or augment.cutmix:
+        if not num_classes:
+            raise ValueError("MixUp/CutMix need num_classes to make one-hot labels")
+        mixer = (
+            keras.layers.MixUp(alpha=augment.mixup, seed=seed)
+            if augment.mixup
+            else keras.layers.CutMix(factor=augment.cutmix, seed=seed)
+        )
+
+    def apply(x, y):
+        for layer in layers:
+            x = layer(x, training=True)
+        if mixer is not None:
+            mixed = mixer({"images": x, "labels": tf.one_hot(y, num_classes)}, training=True)
+            return mixed["images"], mixed["labels"]
+        return x, y
+
+    if not layers and mixer is None:
+        return ds
+    return ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,0 +1,263 @@
+"""Data sources, bad files and the tf.data pipeline."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from resnetkit.data import (
+    check_image,
+    decode_image,
+    from_arrays,
+    from_folder,
+    from_manifest,
+    load_class_map,
+    load_data,
+    save_class_map,
+    scan_images,
+)
+from resnetkit.data.pipeline import Augment, BadImageLog, build_dataset
+from resnetkit.data.sources import stratified_split
+from resnetkit.weights.specs import Preprocessing
+
+LIMIT = 1_000_000  # a low pixel limit makes a small "decompression bomb"
+
+
+def save(path, size=(40, 30), mode="RGB", color=(200, 10, 10), **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path, **kw)
+    return path
+
+
+@pytest.fixture
+def broken(tmp_path):
+    """A folder with every kind of bad file the issue lists, plus good images."""
+    root = tmp_path / "broken"
+    good = []
+    for i in range(4):
+        good.append(save(root / "cat" / f"good{i}.jpg", color=(10 * i, 20, 30)))
+        good.append(save(root / "dog" / f"good{i}.png", mode="L", color=40 * i))
+    good.append(save(root / "owl" / "only.bmp"))  # a class with one image
+    (root / "empty_class").mkdir()
+    (root / "cat" / "zero.jpg").write_bytes(b"")
+    (root / "cat" / "notes.jpg").write_text("this is text, not a JPEG")
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    for ext, folder in (("jpg", "cat"), ("png", "dog")):
+        noisy.save(tmp_path / f"noisy.{ext}")
+        data = (tmp_path / f"noisy.{ext}").read_bytes()
+        (root / folder / f"truncated.{ext}").write_bytes(data[: len(data) // 2])
+    save(root / "dog" / "bomb.png", size=(2000, 2000), mode="L", color=0)
+    os.symlink("loop.jpg", root / "dog" / "loop.jpg")  # a link to itself
+    weird = os.path.join(os.fsencode(root / "cat"), b"caf\xe9.jpg")  # not UTF-8
+    Image.new("RGB", (20, 20), (5, 5, 5)).save(os.fsdecode(weird), format="JPEG")
+    good.append(os.fsdecode(weird))
+    return root, sorted(map(str, good))
+
+
+def test_index_reports_header_problems_and_keeps_good_files(broken):
+    root, good = broken
+    source = from_folder(root, val_fraction=0, max_pixels=LIMIT)
+    reasons = {os.path.basename(b.path): b.reason for b in source.bad}
+    assert reasons["zero.jpg"].startswith("empty file")
+    assert reasons["notes.jpg"].startswith("not a readable image")
+    assert "too many pixels" in reasons["bomb.png"]
+    assert "unreadable" in reasons["loop.jpg"]
+    indexed = sorted(source.splits["train"].paths)
+    # Truncated files pass the header check; the pipeline finds them at decode.
+    assert indexed == sorted(
+        [*good, str(root / "cat" / "truncated.jpg"), str(root / "dog" / "truncated.png")]
+    )
+    assert source.class_names == ["cat", "dog", "empty_class", "owl"]
+    with pytest.raises(ValueError, match=r"no usable training image in class.*empty_class"):
+        source.validate()
+
+
+def test_pipeline_survives_bad_files_and_uses_every_good_one(broken):
+    root, good = broken
+    (root / "empty_class").rmdir()
+    source = from_folder(root, val_fraction=0, max_pixels=LIMIT)
+    source.validate()
+    log = BadImageLog()
+    prep = Preprocessing(crop_size=32, resize_size=32)
+    for training in (False, True):
+        ds = build_dataset(
+            source.splits["train"], prep, channels=3, batch_size=4, training=training, bad_log=log
+        )
+        seen = sum(int(x.shape[0]) for x, _ in ds)
+        assert seen == len(good)
+    assert sorted(os.path.basename(b.path) for b in log.items) == ["truncated.jpg", "truncated.png"]
+    assert all(b.reason.startswith("cannot decode") for b in log.items)
+
+
+def test_full_scan_finds_decode_time_problems_before_training(broken):
+    root, _ = broken
+    source = from_folder(root, val_fraction=0, max_pixels=LIMIT)
+    bad = scan_images(source.splits["train"].paths, LIMIT)
+    assert sorted(os.path.basename(b.path) for b in bad) == ["truncated.jpg", "truncated.png"]
+
+
+def test_fewer_than_two_classes_is_an_error(tmp_path):
+    save(tmp_path / "only" / "a.png")
+    with pytest.raises(ValueError, match="at least two classes"):
+        from_folder(tmp_path).validate()
+
+
+@pytest.mark.parametrize(
+    ("mode", "channels", "expected"),
+    [
+        ("L", 3, (100, 100, 100)),
+        ("RGB", 1, (round(0.299 * 200 + 0.587 * 10 + 0.114 * 10),)),
+        ("CMYK", 3, None),
+        ("P", 3, None),
+        ("RGBA", 3, (200, 10, 10)),
+        ("I;16", 1, (round(30000 / 65535 * 255),)),
+    ],
+)
+def test_modes_convert_consistently(tmp_path, mode, channels, expected):
+    color = {
+        "L": 100,
+        "RGB": (200, 10, 10),
+        "CMYK": (0, 0, 0, 0),
+        "P": 3,
+        "RGBA": (200, 10, 10, 255),
+        "I;16": 30000,
+    }
+    path = tmp_path / ("x.tif" if mode in ("CMYK", "I;16") else "x.png")
+    Image.new(mode, (6, 4), color[mode]).save(path)
+    array = decode_image(str(path), channels, LIMIT)
+    assert array.shape == (4, 6, channels) and array.dtype == np.uint8
+    if expected is not None:
+        assert tuple(array[0, 0]) == expected
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (30, 10), (0, 0, 255))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    img.save(tmp_path / "r.jpg", exif=exif)
+    assert decode_image(str(tmp_path / "r.jpg"), 3, LIMIT).shape == (30, 10, 3)
+
+
+def test_gif_first_frame_and_webp(tmp_path):
+    frames = [Image.new("RGB", (8, 8), c) for c in ((255, 0, 0), (0, 255, 0))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    assert decode_image(str(tmp_path / "a.gif"), 3, LIMIT)[0, 0, 0] > 200
+    save(tmp_path / "w.webp", lossless=True)
+    assert tuple(decode_image(str(tmp_path / "w.webp"), 3, LIMIT)[0, 0]) == (200, 10, 10)
+    assert check_image(str(tmp_path / "w.webp"), LIMIT) is None
+
+
+def test_predefined_splits_and_manifest(tmp_path):
+    for split in ("train", "val", "test"):
+        for cls in ("a", "b"):
+            for i in range(3):
+                save(tmp_path / "d" / split / cls / f"{i}.png")
+    source = from_folder(tmp_path / "d")
+    assert {k: len(v) for k, v in source.splits.items()} == {"train": 6, "val": 6, "test": 6}
+    save(tmp_path / "d" / "test" / "c" / "0.png")
+    with pytest.raises(ValueError, match=r"c do not exist"):
+        from_folder(tmp_path / "d")
+
+    rows = ["path,label,split"] + [f"d/train/{c}/{i}.png,{c},train" for c in "ab" for i in range(3)]
+    rows.append("d/test/a/0.png,a,test")
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    source = load_data(str(tmp_path / "m.csv"), val_fraction=0.34)
+    assert source.class_names == ["a", "b"]
+    assert (len(source.splits["train"]), len(source.splits["val"]), len(source.splits["test"])) == (
+        4,
+        2,
+        1,
+    )
+    (tmp_path / "bad.csv").write_text("file,class\nx.png,a\n")
+    with pytest.raises(ValueError, match="missing label, path"):
+        from_manifest(tmp_path / "bad.csv")
+
+
+def test_stratified_split_is_seeded_and_keeps_every_class():
+    labels = np.repeat(np.arange(3), [10, 5, 2]).astype(np.int32)
+    images = from_arrays(
+        "x", ["a", "b", "c"], (np.zeros((17, 8, 8), np.uint8), labels), val_fraction=0
+    )
+    train, val = stratified_split(images.splits["train"], 0.2, seed=3)
+    again, _ = stratified_split(images.splits["train"], 0.2, seed=3)
+    assert val.counts(3) == [2, 1, 1] and train.counts(3) == [8, 4, 1]
+    np.testing.assert_array_equal(train.labels, again.labels)
+
+
+def test_class_map_round_trip(tmp_path):
+    save_class_map(tmp_path / "class_map.json", ["T-shirt/top", "Café"])
+    assert load_class_map(tmp_path / "class_map.json") == ["T-shirt/top", "Café"]
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="class map"):
+        load_class_map(tmp_path / "bad.json")
+
+
+def test_fashion_mnist_from_debian_package():
+    source = load_data("fashion-mnist", val_fraction=0)
+    train, test = source.splits["train"], source.splits["test"]
+    assert (len(train), len(test)) == (60_000, 10_000)
+    assert train.arrays.shape[1:] == (28, 28, 1)
+    assert source.class_names[0] == "T-shirt/top" and train.counts(10) == [6000] * 10
+    assert train.labels[:5].tolist() == [9, 0, 0, 3, 0]
+
+
+def test_normalization_follows_the_weights_preprocessing():
+    x = np.full((2, 32, 32, 3), 255, np.uint8)
+    x[..., 0] = 0
+    images = from_arrays("x", ["a", "b"], (x, np.array([0, 1])), val_fraction=0).splits["train"]
+    caffe = Preprocessing(
+        mode="caffe", mean=(103.939, 116.779, 123.68), std=(1, 1, 1), crop_size=32, resize_size=32
+    )
+    batch, _ = next(iter(build_dataset(images, caffe, channels=3, batch_size=2)))
+    np.testing.assert_allclose(
+        batch[0, 0, 0], [255 - 103.939, 255 - 116.779, 0 - 123.68], rtol=1e-5
+    )
+    torch_style = Preprocessing(crop_size=32, resize_size=32)
+    batch, _ = next(iter(build_dataset(images, torch_style, channels=3, batch_size=2)))
+    np.testing.assert_allclose(
+        batch[0, 0, 0], [(0 - 0.485) / 0.229, (1 - 0.456) / 0.224, (1 - 0.406) / 0.225], rtol=1e-5
+    )
+
+
+def test_eval_geometry_resizes_the_shorter_side_then_center_crops():
+    x = np.zeros((1, 40, 80, 1), np.uint8)
+    x[:, :, 30:50] = 255  # a bright band in the horizontal center
+    images = from_arrays("x", ["a", "b"], (x, np.array([0])), val_fraction=0).splits["train"]
+    prep = Preprocessing(mode="tf", crop_size=16, resize_size=20)
+    batch, _ = next(iter(build_dataset(images, prep, channels=1, batch_size=1)))
+    assert batch.shape == (1, 16, 16, 1)
+    assert float(batch[0, 8, 8, 0]) > 0.9 and float(batch[0, 8, 0, 0]) < -0.9
+
+
+def test_training_stream_is_reproducible_with_a_seed():
+    x = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), np.uint8)
+    images = from_arrays("x", ["a", "b"], (x, np.arange(16) % 2), val_fraction=0).splits["train"]
+    prep = Preprocessing(crop_size=24, resize_size=32)
+
+    def first(seed):
+        ds = build_dataset(images, prep, channels=3, batch_size=8, training=True, seed=seed)
+        return next(iter(ds))[0].numpy()
+
+    np.testing.assert_array_equal(first(1), first(1))
+    assert not np.array_equal(first(1), first(2))
+
+
+def test_mixup_gives_soft_labels():
+    x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), np.uint8)
+    images = from_arrays("x", ["a", "b"], (x, np.arange(8) % 2), val_fraction=0).splits["train"]
+    prep = Preprocessing(crop_size=32, resize_size=32)
+    ds = build_dataset(
+        images,
+        prep,
+        channels=3,
+        batch_size=8,
+        training=True,
+        num_classes=2,
+        augment=Augment(mixup=0.4),
+    )
+    _, y = next(iter(ds))
+    assert y.shape == (8, 2)
+    np.testing.assert_allclose(np.sum(y, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="not both"):
+        Augment(mixup=0.2, cutmix=1.0)
