@@ -11,7 +11,10 @@ if importlib.util.find_spec("torchvision") is not None:
     import torch._dynamo  # noqa: F401
 
 import keras
+import numpy as np
 import pytest
+from helpers import save
+from PIL import Image
 
 
 def pytest_addoption(parser):
@@ -32,3 +35,28 @@ def _fresh_keras_session():
     """Free the previous test's models: the zoo tests build 100M-parameter networks."""
     yield
     keras.backend.clear_session()
+
+
+@pytest.fixture
+def broken(tmp_path):
+    """A folder with every kind of bad file the issue lists, plus good images."""
+    root = tmp_path / "broken"
+    good = []
+    for i in range(4):
+        good.append(save(root / "cat" / f"good{i}.jpg", color=(10 * i, 20, 30)))
+        good.append(save(root / "dog" / f"good{i}.png", mode="L", color=40 * i))
+    good.append(save(root / "owl" / "only.bmp"))  # a class with one image
+    (root / "empty_class").mkdir()
+    (root / "cat" / "zero.jpg").write_bytes(b"")
+    (root / "cat" / "notes.jpg").write_text("this is text, not a JPEG")
+    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
+    for ext, folder in (("jpg", "cat"), ("png", "dog")):
+        noisy.save(tmp_path / f"noisy.{ext}")
+        data = (tmp_path / f"noisy.{ext}").read_bytes()
+        (root / folder / f"truncated.{ext}").write_bytes(data[: len(data) // 2])
+    save(root / "dog" / "bomb.png", size=(2000, 2000), mode="L", color=0)
+    os.symlink("loop.jpg", root / "dog" / "loop.jpg")  # a link to itself
+    weird = os.path.join(os.fsencode(root / "cat"), b"caf\xe9.jpg")  # not UTF-8
+    Image.new("RGB", (20, 20), (5, 5, 5)).save(os.fsdecode(weird), format="JPEG")
+    good.append(os.fsdecode(weird))
+    return root, sorted(map(str, good))

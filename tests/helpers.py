@@ -6,6 +6,7 @@ import zlib
 
 import h5py
 import numpy as np
+from PIL import Image
 
 
 def fill_weights(model, seed: int = 0) -> None:
@@ -45,3 +46,12 @@ def write_keras_h5(model, path) -> None:
             group.attrs["weight_names"] = [n.encode("utf8") for n in names]
             for name, w in zip(names, layer.weights, strict=True):
                 group.create_dataset(name, data=np.asarray(w.numpy()))
+
+
+LIMIT = 1_000_000  # a low pixel limit makes a small "decompression bomb"
+
+
+def save(path, size=(40, 30), mode="RGB", color=(200, 10, 10), **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path, **kw)
+    return path

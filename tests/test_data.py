@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from helpers import LIMIT, save
 from PIL import Image
 
 from resnetkit.data import (
@@ -20,39 +21,6 @@ from resnetkit.data import (
 from resnetkit.data.pipeline import Augment, BadImageLog, build_dataset
 from resnetkit.data.sources import stratified_split
 from resnetkit.weights.specs import Preprocessing
-
-LIMIT = 1_000_000  # a low pixel limit makes a small "decompression bomb"
-
-
-def save(path, size=(40, 30), mode="RGB", color=(200, 10, 10), **kw):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new(mode, size, color).save(path, **kw)
-    return path
-
-
-@pytest.fixture
-def broken(tmp_path):
-    """A folder with every kind of bad file the issue lists, plus good images."""
-    root = tmp_path / "broken"
-    good = []
-    for i in range(4):
-        good.append(save(root / "cat" / f"good{i}.jpg", color=(10 * i, 20, 30)))
-        good.append(save(root / "dog" / f"good{i}.png", mode="L", color=40 * i))
-    good.append(save(root / "owl" / "only.bmp"))  # a class with one image
-    (root / "empty_class").mkdir()
-    (root / "cat" / "zero.jpg").write_bytes(b"")
-    (root / "cat" / "notes.jpg").write_text("this is text, not a JPEG")
-    noisy = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
-    for ext, folder in (("jpg", "cat"), ("png", "dog")):
-        noisy.save(tmp_path / f"noisy.{ext}")
-        data = (tmp_path / f"noisy.{ext}").read_bytes()
-        (root / folder / f"truncated.{ext}").write_bytes(data[: len(data) // 2])
-    save(root / "dog" / "bomb.png", size=(2000, 2000), mode="L", color=0)
-    os.symlink("loop.jpg", root / "dog" / "loop.jpg")  # a link to itself
-    weird = os.path.join(os.fsencode(root / "cat"), b"caf\xe9.jpg")  # not UTF-8
-    Image.new("RGB", (20, 20), (5, 5, 5)).save(os.fsdecode(weird), format="JPEG")
-    good.append(os.fsdecode(weird))
-    return root, sorted(map(str, good))
 
 
 def test_index_reports_header_problems_and_keeps_good_files(broken):

@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from resnetkit.data.sources import MAX_PIXELS  # Pillow and NumPy only: --help stays fast
+
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from resnetkit.models import list_models
@@ -159,6 +161,33 @@ def _cmd_weights_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_data_inspect(args: argparse.Namespace) -> int:
+    from resnetkit.data import load_data
+    from resnetkit.data.inspect import format_inspection, inspect_source
+
+    source = load_data(args.path, val_fraction=0, max_pixels=args.max_pixels)
+    report = inspect_source(source, args.max_pixels)
+    print(format_inspection(report))
+    if args.strict and not report.clean:
+        print(
+            "resnetkit data inspect: --strict: the data set has problems (see above)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _cmd_data_export(args: argparse.Namespace) -> int:
+    from resnetkit.data import load_data
+    from resnetkit.data.inspect import export_png
+
+    source = load_data(args.name, val_fraction=0)
+    out = export_png(source, args.out)
+    counts = ", ".join(f"{split}: {len(images):,}" for split, images in source.splits.items())
+    print(f"wrote {out} ({source.num_classes} classes; {counts})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from resnetkit import __version__
 
@@ -202,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int)
     p.add_argument("--input-size", nargs=3, type=int, metavar=("H", "W", "C"))
     p.set_defaults(func=_cmd_weights_import)
+
+    data = sub.add_parser("data", help="data sets: inspect, export")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("inspect", help="classes, counts, sizes, bad files, duplicates, leakage")
+    p.add_argument("path", help="image folder, .csv manifest, or fashion-mnist/mnist/cifar10/…")
+    p.add_argument("--strict", action="store_true", help="exit 1 if anything is wrong")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="decompression-bomb limit")
+    p.set_defaults(func=_cmd_data_inspect)
+    p = dsub.add_parser("export", help="write a standard data set as a PNG folder")
+    p.add_argument("name", help="fashion-mnist, mnist, cifar10, cifar100 or digits")
+    p.add_argument("out", help="new folder")
+    p.set_defaults(func=_cmd_data_export)
     return parser
 
 
@@ -210,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
         print(f"resnetkit {args.command}: error: {e}", file=sys.stderr)
         return 2
 
