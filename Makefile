@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-interop lint format clean
+.PHONY: demo test test-interop lint format clean data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,17 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(VENV)/.installed $@
 
-demo: $(VENV)/.installed
+# Fashion-MNIST from Debian's package when we may install it (as root); otherwise resnetkit
+# finds it in $$RESNETKIT_DATA or the cache, or downloads it from the official URLs.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+data-deps:
+	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null; }; \
+	fi
+
+demo: $(VENV)/.installed data-deps
+	$(BIN)/resnetkit data inspect fashion-mnist
 	$(BIN)/resnetkit models
 	$(BIN)/resnetkit summary seed --input-size 224 224 3 --num-classes 10
 
@@ -27,7 +37,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+test: lint data-deps
 	$(BIN)/python -m pytest
 
 # Heavier tier: compares with torchvision and timm (installs PyTorch, ~5.5 GB, in its own venv).

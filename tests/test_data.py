@@ -229,3 +229,20 @@ def test_mixup_gives_soft_labels():
     np.testing.assert_allclose(np.sum(y, axis=1), 1.0, rtol=1e-5)
     with pytest.raises(ValueError, match="not both"):
         Augment(mixup=0.2, cutmix=1.0)
+
+
+def test_bad_image_policy(broken, tmp_path):
+    from resnetkit.data.checks import apply_bad_image_policy
+
+    root, _ = broken
+    source = from_folder(root, val_fraction=0, max_pixels=LIMIT)
+    bad = source.bad + scan_images(source.splits["train"].paths, LIMIT)
+    with pytest.raises(ValueError) as err:
+        apply_bad_image_policy(bad, "error")
+    assert all(os.path.basename(b.path) in str(err.value) for b in bad) and len(bad) == 6
+    summary = apply_bad_image_policy(bad, "skip", report=tmp_path / "bad_images.csv")
+    assert summary.startswith("bad images: 6 skipped")
+    rows = (tmp_path / "bad_images.csv").read_text(errors="surrogateescape").splitlines()
+    assert rows[0] == "path,reason" and len(rows) == 7
+    with pytest.raises(ValueError, match="skip or error"):
+        apply_bad_image_policy(bad, "ignore")

@@ -122,3 +122,33 @@ def scan_images(paths: list[str], max_pixels: int, workers: int = 4) -> list[Bad
     with ThreadPoolExecutor(workers) as pool:
         problems = list(pool.map(probe, paths))
     return [BadImage(p, r) for p, r in zip(paths, problems, strict=True) if r]
+
+
+BAD_IMAGE_POLICIES = ("skip", "error")
+
+
+def apply_bad_image_policy(
+    bad: list[BadImage], policy: str, *, report: str | os.PathLike | None = None
+) -> str:
+    """Act on the bad files found before training; return a one-line summary.
+
+    ``skip`` (default): training goes on without them; the list goes to ``report`` (a
+    ``bad_images.csv``) when given. ``error``: raise, listing every bad file, so that nothing
+    starts on a data set the user wants clean.
+    """
+    import csv
+
+    if policy not in BAD_IMAGE_POLICIES:
+        raise ValueError(f"--on-bad-image must be skip or error; got {policy!r}")
+    if bad and policy == "error":
+        listing = "\n".join(f"  {b.path}: {b.reason}" for b in bad)
+        raise ValueError(f"{len(bad)} bad image file(s) (--on-bad-image error):\n{listing}")
+    if report is not None:
+        with open(report, "w", newline="", encoding="utf8", errors="surrogateescape") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "reason"])
+            writer.writerows([b.path, b.reason] for b in bad)
+    if not bad:
+        return "bad images: none"
+    where = f"; listed in {report}" if report is not None else ""
+    return f"bad images: {len(bad)} skipped{where}"
