@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-interop lint format clean data-deps
+.PHONY: demo test test-interop bench-pipeline lint format clean data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ $(INTEROP_VENV)/.installed: pyproject.toml
 
 test-interop: $(INTEROP_VENV)/.installed
 	$(INTEROP_VENV)/bin/python -m pytest -m interop -s -q tests/test_interop_torch.py
+
+bench-pipeline: $(INTEROP_VENV)/.installed data-deps
+	$(INTEROP_VENV)/bin/python benchmarks/pipeline.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -79,8 +79,26 @@ def to_mode(img: Image.Image, channels: int) -> Image.Image:
     return img.convert(MODES[channels])
 
 
-def decode_image(data_or_path: bytes | str, channels: int, max_pixels: int) -> np.ndarray:
-    """Decode to an (H, W, channels) uint8 array: EXIF orientation applied, first frame only."""
+RESAMPLE = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+def decode_image(
+    data_or_path: bytes | str,
+    channels: int,
+    max_pixels: int,
+    shorter_side: int | None = None,
+    interpolation: str = "bilinear",
+) -> np.ndarray:
+    """Decode to an (H, W, channels) uint8 array: EXIF orientation applied, first frame only.
+
+    ``shorter_side``: also resize (antialiased) so that the shorter side has this length;
+    JPEGs much larger than that are decoded at reduced scale (Pillow's ``draft``), which is
+    where most of a large photo's decoding time goes.
+    """
     import io
 
     source = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
@@ -91,10 +109,20 @@ def decode_image(data_or_path: bytes | str, channels: int, max_pixels: int) -> n
                 if img.size[0] * img.size[1] > max_pixels:
                     raise BadImageError(f"too many pixels: {img.size[0]}×{img.size[1]}")
                 img.seek(0)
-                img = ImageOps.exif_transpose(img)
-                return np.asarray(to_mode(img, channels), dtype=np.uint8).reshape(
-                    img.size[1], img.size[0], channels
-                )
+                if shorter_side and img.format == "JPEG":
+                    w, h = img.size
+                    scale = shorter_side / min(w, h)
+                    img.draft(img.mode, (max(1, int(w * scale)), max(1, int(h * scale))))
+                img = to_mode(ImageOps.exif_transpose(img), channels)
+                if shorter_side and min(img.size) != shorter_side:
+                    w, h = img.size
+                    scale = shorter_side / min(w, h)
+                    size = (
+                        max(shorter_side, round(w * scale)),
+                        max(shorter_side, round(h * scale)),
+                    )
+                    img = img.resize(size, RESAMPLE[interpolation])
+                return np.asarray(img, dtype=np.uint8).reshape(img.size[1], img.size[0], channels)
     except BadImageError:
         raise
     except Exception as e:  # Pillow raises many types for damaged files; all mean "bad file"

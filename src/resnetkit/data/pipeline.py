@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import keras
@@ -85,13 +86,20 @@ def normalize(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
 
 
 def resize_center_crop(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
-    """Evaluation geometry: shorter side to ``resize_size``, then a centered square crop."""
+    """Evaluation geometry: shorter side to ``resize_size``, then a centered square crop.
+
+    Decoding from files already resizes (in Pillow), so the resize here only runs for arrays.
+    """
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     scale = prep.resize_size / tf.minimum(h, w)
     size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
     size = tf.maximum(size, prep.crop_size)
-    image = tf.image.resize(image, size, method=prep.interpolation, antialias=True)
+    image = tf.cond(
+        tf.reduce_all(tf.equal(size, shape[:2])),
+        lambda: image,
+        lambda: tf.image.resize(image, size, method=prep.interpolation, antialias=True),
+    )
     top = (size[0] - prep.crop_size) // 2
     left = (size[1] - prep.crop_size) // 2
     return image[top : top + prep.crop_size, left : left + prep.crop_size]
@@ -148,8 +156,74 @@ def build_dataset(
                 return _match_channels(image, channels), label
 
             ds = ds.map(matched, num_parallel_calls=autotune)
+        cropped = False
     else:
-        paths = [os.fsencode(p) for p in images.paths]  # bytes: non-UTF-8 names survive
+        ds, cropped = _decode_files(
+            images, labels, prep, channels, training, augment, seed, bad_log, max_pixels
+        )
+
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache:
+        ds = ds.cache(str(cache))
+    if training and images.arrays is not None:
+        ds = ds.shuffle(min(len(labels), 50_000), seed=seed, reshuffle_each_iteration=True)
+
+    def train_geometry(index, example):
+        return _train_geometry(example[0], example[1], index, prep, augment, seed, cropped)
+
+    def eval_geometry(image, label):
+        return resize_center_crop(tf.cast(image, tf.float32), prep), label
+
+    # Images stay uint8 as long as possible: a float32 224×224×3 image is 600 KB to move.
+    if training:
+        ds = ds.enumerate().map(train_geometry, num_parallel_calls=autotune)
+    elif not cropped:
+        ds = ds.map(eval_geometry, num_parallel_calls=autotune)
+
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
+    if training:
+        ds = _batch_augment(ds, augment, num_classes, seed)
+
+    def normalized(images, labels):
+        return normalize(tf.cast(images, tf.float32), prep), labels
+
+    return ds.map(normalized, num_parallel_calls=autotune).prefetch(autotune)
+
+
+_POOL: ThreadPoolExecutor | None = None
+DECODE_BATCH = 32
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Decoding threads shared by all pipelines (Pillow releases the GIL while decoding)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="decode")
+    return _POOL
+
+
+def _decode_files(images, labels, prep, channels, training, augment, seed, bad_log, max_pixels):
+    """(uint8 image, label) elements from files; bad files go to ``bad_log`` and are dropped.
+
+    Returns the dataset and whether its images are already center-cropped. With a fixed
+    geometry (evaluation, or training without random-resized crops), Pillow resizes and crops
+    while decoding, a batch of files per call on a thread pool: this is what makes the
+    pipeline faster than tf.image.resize. Random-resized crops need the full image.
+    """
+    paths = [os.fsencode(p) for p in images.paths]  # bytes: non-UTF-8 names survive
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
+    if training:
+        # Shuffle file names (cheap) before decoding; decoded images may be cached after.
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+
+    def decoded(image, label, ok):
+        return ok
+
+    def drop_flag(image, label, ok):
+        return image, label
+
+    if training and augment.crop == "random_resized":
 
         def decode(path: bytes) -> tuple[np.ndarray, bool]:
             name = os.fsdecode(path)
@@ -165,45 +239,38 @@ def build_dataset(
             ok.set_shape([])
             return image, label, ok
 
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-        if training:
-            # Shuffle file names (cheap) before decoding; decoded images may be cached below.
-            ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.map(tf_decode, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.filter(decoded).map(drop_flag), False
 
-        def decoded(image, label, ok):
-            return ok
+    crop = prep.crop_size
+    shorter = max(prep.resize_size, crop)
 
-        def drop_flag(image, label, ok):
-            return image, label
+    def decode_one(path: bytes) -> tuple[np.ndarray, bool]:
+        name = os.fsdecode(path)
+        try:
+            image = decode_image(name, channels, max_pixels, shorter, prep.interpolation)
+        except BadImageError as e:
+            bad_log.add(name, str(e))
+            return np.zeros((crop, crop, channels), np.uint8), False
+        top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+        return image[top : top + crop, left : left + crop], True
 
-        ds = ds.map(tf_decode, num_parallel_calls=autotune).filter(decoded).map(drop_flag)
+    def decode_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        results = list(_pool().map(decode_one, batch))
+        return np.stack([r[0] for r in results]), np.array([r[1] for r in results])
 
-    if cache == "memory":
-        ds = ds.cache()
-    elif cache:
-        ds = ds.cache(str(cache))
-    if training and images.arrays is not None:
-        ds = ds.shuffle(min(len(labels), 50_000), seed=seed, reshuffle_each_iteration=True)
+    def tf_decode_batch(batch_paths, batch_labels):
+        images, ok = tf.numpy_function(
+            decode_batch, [batch_paths], (tf.uint8, tf.bool), stateful=False
+        )
+        images.set_shape([None, crop, crop, channels])
+        ok.set_shape([None])
+        return images, batch_labels, ok
 
-    def train_geometry(index, example):
-        return _train_geometry(example[0], example[1], index, prep, augment, seed)
-
-    def eval_geometry(image, label):
-        return resize_center_crop(tf.cast(image, tf.float32), prep), label
-
-    if training:
-        ds = ds.enumerate().map(train_geometry, num_parallel_calls=autotune)
-    else:
-        ds = ds.map(eval_geometry, num_parallel_calls=autotune)
-
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
-    if training:
-        ds = _batch_augment(ds, augment, num_classes, seed)
-
-    def normalized(images, labels):
-        return normalize(images, prep), labels
-
-    return ds.map(normalized, num_parallel_calls=autotune).prefetch(autotune)
+    # One call at a time: its threads already use every core, and more concurrent calls only
+    # fight over the GIL (measured: 4,400 vs 3,900 images/s on two cores).
+    ds = ds.batch(DECODE_BATCH).map(tf_decode_batch).prefetch(2)
+    return ds.unbatch().filter(decoded).map(drop_flag), True
 
 
 def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
@@ -217,14 +284,13 @@ def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
     return x[..., :channels]
 
 
-def _train_geometry(image, label, index, prep: Preprocessing, augment: Augment, seed: int):
+def _train_geometry(image, label, index, prep, augment: Augment, seed: int, cropped: bool):
     """Per-image random geometry, seeded by (seed, position in the epoch stream)."""
-    image = tf.cast(image, tf.float32)
     s = tf.stack([tf.cast(seed, tf.int64), index])
     if augment.crop == "random_resized":
-        image = random_resized_crop(image, prep, augment.min_area, s)
-    else:
-        image = resize_center_crop(image, prep)
+        image = random_resized_crop(tf.cast(image, tf.float32), prep, augment.min_area, s)
+    elif not cropped:
+        image = resize_center_crop(tf.cast(image, tf.float32), prep)
         if augment.crop == "pad":
             p = augment.pad
             image = tf.pad(image, [[p, p], [p, p], [0, 0]])
@@ -267,6 +333,7 @@ def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | Non
         )
 
     def apply(x, y):
+        x = tf.cast(x, tf.float32)
         for layer in layers:
             x = layer(x, training=True)
         if mixer is not None:
