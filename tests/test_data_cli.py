@@ -17,7 +17,7 @@ def test_inspect_lists_every_bad_file_and_strict_fails(broken, capsys):
         ("zero.jpg", "empty file"),
         ("notes.jpg", "not a readable image"),
         ("truncated.jpg", "cannot decode"),
-        ("truncated.png", "cannot decode"),
+        ("truncated.png", "truncated"),
         ("bomb.png", "too many pixels"),
         ("loop.jpg", "unreadable"),
     ]:

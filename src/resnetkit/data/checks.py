@@ -34,32 +34,68 @@ class BadImageError(ValueError):
     """An image file that cannot be used; the message is the reason."""
 
 
-def check_image(path: str, max_pixels: int) -> str | None:
-    """The reason ``path`` cannot be used, from its header; ``None`` if it looks fine."""
+# Files TF can decode natively exactly as Pillow would: (format, mode) -> kind code. The
+# pipeline decodes these with tf.io (fast, no GIL) and everything else with Pillow.
+NATIVE_KINDS = {
+    ("JPEG", "L"): 1,
+    ("JPEG", "RGB"): 2,
+    ("PNG", "L"): 3,
+    ("PNG", "RGB"): 4,
+    ("PNG", "RGBA"): 5,
+}
+_KIND_CHANNELS = {1: (1, 3), 2: (3,), 3: (1, 3), 4: (3,), 5: (4,)}
+_TRAILERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+
+
+def native_channels(kind: int) -> tuple[int, ...]:
+    """Channel counts for which a file of this kind may take the native decoder."""
+    return _KIND_CHANNELS.get(int(kind), ())
+
+
+def read_header(path: str, max_pixels: int) -> tuple[str | None, int]:
+    """(problem, native kind) from the file's header; kind 0 means "decode with Pillow".
+
+    A JPEG or PNG is native only if it is upright (no EXIF rotation), 8-bit L/RGB/RGBA, and
+    ends with its format's end marker; a file without the marker may be truncated, and goes
+    to Pillow, which reports it if it is.
+    """
     try:
         size = os.stat(path).st_size  # follows links: a loop raises ELOOP here
     except OSError as e:
-        return f"unreadable: {e.strerror or e}"
+        return f"unreadable: {e.strerror or e}", 0
     if size == 0:
-        return "empty file (0 bytes)"
+        return "empty file (0 bytes)", 0
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height = img.size
-                fmt = img.format
+                fmt, mode = img.format, img.mode
+                upright = img.getexif().get(0x0112, 1) == 1
     except Image.DecompressionBombError as e:
-        return f"too many pixels (decompression bomb): {e}"
+        return f"too many pixels (decompression bomb): {e}", 0
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return f"not a readable image ({type(e).__name__}: {str(e)[:80]})"
+        return f"not a readable image ({type(e).__name__}: {str(e)[:80]})", 0
     if width * height > max_pixels:
         return (
             f"too many pixels: {width}×{height} = {width * height:,} > limit {max_pixels:,} "
             "(possible decompression bomb)"
-        )
+        ), 0
     if width == 0 or height == 0:
-        return f"empty {fmt} image ({width}×{height})"
-    return None
+        return f"empty {fmt} image ({width}×{height})", 0
+    kind = NATIVE_KINDS.get((fmt, mode), 0) if upright else 0
+    if kind:
+        trailer = _TRAILERS[fmt]
+        with open(path, "rb") as f:
+            f.seek(max(0, size - len(trailer)))
+            if f.read() != trailer:
+                kind = 0
+    return None, kind
+
+
+def check_image(path: str, max_pixels: int) -> str | None:
+    """The reason ``path`` cannot be used, from its header; ``None`` if it looks fine."""
+    return read_header(path, max_pixels)[0]
 
 
 def to_mode(img: Image.Image, channels: int) -> Image.Image:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from resnetkit.data.checks import BadImage, BadImageError, decode_image
+from resnetkit.data.checks import BadImage, BadImageError, decode_image, native_channels
 from resnetkit.data.sources import MAX_PIXELS, ImageSet
 from resnetkit.weights.specs import Preprocessing
 
@@ -43,6 +42,11 @@ class Augment:
     randaugment_magnitude: float = 0.5
     mixup: float = 0.0  # MixUp alpha (0 = off)
     cutmix: float = 0.0  # CutMix alpha (0 = off)
+
+    @property
+    def batch_level(self) -> bool:
+        """Whether any augmentation works on whole batches (Keras layers, MixUp, CutMix)."""
+        return bool(self.translate or self.erasing or self.randaugment or self.mixup or self.cutmix)
 
     def __post_init__(self):
         if self.crop not in ("random_resized", "pad", "none"):
@@ -69,7 +73,12 @@ class BadImageLog:
 
 
 def normalize(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
-    """Float images in 0..255 → the network's input, per the weights' preprocessing."""
+    """Images in 0..255 (any dtype) → the network's input, per the weights' preprocessing.
+
+    Written as one affine map, ``x * scale + offset`` (after RGB→BGR for 'caffe'): on CPU,
+    separate divide/subtract/divide passes over a float batch halved the pipeline's speed.
+    """
+    images = tf.cast(images, tf.float32)
     channels = images.shape[-1]
 
     def per_channel(values):
@@ -77,32 +86,37 @@ def normalize(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
         return values if channels == len(values) else np.float32(values.mean())
 
     if prep.mode == "tf":
-        return images / 127.5 - 1.0
+        return images * np.float32(1 / 127.5) - 1.0
     if prep.mode == "caffe":
         if channels == 3:
             images = images[..., ::-1]  # RGB → BGR
         return images - per_channel(prep.mean)
-    return (images / 255.0 - per_channel(prep.mean)) / per_channel(prep.std)
+    std = per_channel(prep.std)
+    return images * (1.0 / (255.0 * std)) + (-per_channel(prep.mean) / std)
 
 
 def resize_center_crop(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
     """Evaluation geometry: shorter side to ``resize_size``, then a centered square crop.
 
-    Decoding from files already resizes (in Pillow), so the resize here only runs for arrays.
+    A uint8 image stays uint8 (rounded), so that decoded files are small until batching;
+    the resize is skipped when the image already has the size.
     """
     shape = tf.shape(image)
     h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
     scale = prep.resize_size / tf.minimum(h, w)
     size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
     size = tf.maximum(size, prep.crop_size)
-    image = tf.cond(
-        tf.reduce_all(tf.equal(size, shape[:2])),
-        lambda: image,
-        lambda: tf.image.resize(image, size, method=prep.interpolation, antialias=True),
-    )
+    dtype = image.dtype
+
+    def resized():
+        out = tf.image.resize(image, size, method=prep.interpolation, antialias=True)
+        return tf.cast(tf.round(tf.clip_by_value(out, 0, 255)), dtype) if dtype == tf.uint8 else out
+
+    image = tf.cond(tf.reduce_all(tf.equal(size, shape[:2])), lambda: image, resized)
     top = (size[0] - prep.crop_size) // 2
     left = (size[1] - prep.crop_size) // 2
-    return image[top : top + prep.crop_size, left : left + prep.crop_size]
+    image = image[top : top + prep.crop_size, left : left + prep.crop_size]
+    return tf.ensure_shape(image, [prep.crop_size, prep.crop_size, image.shape[-1]])
 
 
 def random_resized_crop(image: tf.Tensor, prep: Preprocessing, min_area: float, seed) -> tf.Tensor:
@@ -173,49 +187,78 @@ def build_dataset(
         return _train_geometry(example[0], example[1], index, prep, augment, seed, cropped)
 
     def eval_geometry(image, label):
-        return resize_center_crop(tf.cast(image, tf.float32), prep), label
+        return resize_center_crop(image, prep), label
 
-    # Images stay uint8 as long as possible: a float32 224×224×3 image is 600 KB to move.
+    def normalized(images, labels):
+        return normalize(images, prep), labels
+
+    # Per image, in parallel, as the last step before batching: normalizing whole float
+    # batches on the consumer side was the pipeline's bottleneck. Keras' batch augmentations
+    # (and MixUp/CutMix) work in 0..255, so with them normalization waits for the batch.
+    batch_level = training and augment.batch_level
     if training:
         ds = ds.enumerate().map(train_geometry, num_parallel_calls=autotune)
     elif not cropped:
         ds = ds.map(eval_geometry, num_parallel_calls=autotune)
-
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=autotune)
-    if training:
+    if not batch_level:
+        ds = ds.map(normalized, num_parallel_calls=autotune)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if batch_level:
         ds = _batch_augment(ds, augment, num_classes, seed)
-
-    def normalized(images, labels):
-        return normalize(tf.cast(images, tf.float32), prep), labels
-
-    return ds.map(normalized, num_parallel_calls=autotune).prefetch(autotune)
-
-
-_POOL: ThreadPoolExecutor | None = None
-DECODE_BATCH = 32
-
-
-def _pool() -> ThreadPoolExecutor:
-    """Decoding threads shared by all pipelines (Pillow releases the GIL while decoding)."""
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="decode")
-    return _POOL
+        ds = ds.map(normalized, num_parallel_calls=autotune)
+    return ds.prefetch(autotune)
 
 
 def _decode_files(images, labels, prep, channels, training, augment, seed, bad_log, max_pixels):
-    """(uint8 image, label) elements from files; bad files go to ``bad_log`` and are dropped.
+    """(uint8 image, label) elements from files; bad files are dropped, never raised.
 
-    Returns the dataset and whether its images are already center-cropped. With a fixed
-    geometry (evaluation, or training without random-resized crops), Pillow resizes and crops
-    while decoding, a batch of files per call on a thread pool: this is what makes the
-    pipeline faster than tf.image.resize. Random-resized crops need the full image.
+    Returns the dataset and whether its images are already center-cropped (fixed geometry:
+    evaluation, or training without random-resized crops; random-resized crops need the full
+    image). Plain JPEG/PNG files (``ImageSet.kinds``, set while indexing) are decoded by
+    TensorFlow, in C++ threads; every other file by Pillow (EXIF rotation, palettes, CMYK,
+    16-bit, GIF, WebP, BMP), which also resizes while decoding — with JPEG draft scaling for
+    large photos. Pillow's failures go to ``bad_log`` with their reasons; a native decode
+    that fails despite the index's checks (a file damaged inside) is dropped by
+    ``ignore_errors`` and logged by TensorFlow, so an epoch never stops on it.
     """
     paths = [os.fsencode(p) for p in images.paths]  # bytes: non-UTF-8 names survive
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels))
-    if training:
-        # Shuffle file names (cheap) before decoding; decoded images may be cached after.
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    kinds = images.kinds if images.kinds is not None else np.zeros(len(paths), np.int8)
+    native = np.array([channels in native_channels(k) for k in kinds], dtype=bool)
+    fixed = not (training and augment.crop == "random_resized")
+    crop, shorter = prep.crop_size, max(prep.resize_size, prep.crop_size)
+
+    def pil_decode(path: bytes) -> tuple[np.ndarray, bool]:
+        name = os.fsdecode(path)
+        try:
+            image = decode_image(
+                name, channels, max_pixels, shorter if fixed else None, prep.interpolation
+            )
+        except BadImageError as e:
+            bad_log.add(name, str(e))
+            return np.zeros((crop, crop, channels) if fixed else (1, 1, channels), np.uint8), False
+        if fixed:
+            top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
+            image = image[top : top + crop, left : left + crop]
+        return image, True
+
+    def with_pillow(path):
+        image, ok = tf.numpy_function(pil_decode, [path], (tf.uint8, tf.bool), stateful=False)
+        return tf.ensure_shape(image, [None, None, channels]), ok
+
+    def with_tensorflow(path):
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
+        image = tf.ensure_shape(image, [None, None, channels])
+        if fixed:
+            image = resize_center_crop(image, prep)
+        return image, tf.constant(True)
+
+    def decode(path, label, use_tf):
+        image, ok = tf.cond(use_tf, lambda: with_tensorflow(path), lambda: with_pillow(path))
+        if fixed:
+            image = tf.ensure_shape(image, [crop, crop, channels])
+        return image, label, ok
 
     def decoded(image, label, ok):
         return ok
@@ -223,54 +266,12 @@ def _decode_files(images, labels, prep, channels, training, augment, seed, bad_l
     def drop_flag(image, label, ok):
         return image, label
 
-    if training and augment.crop == "random_resized":
-
-        def decode(path: bytes) -> tuple[np.ndarray, bool]:
-            name = os.fsdecode(path)
-            try:
-                return decode_image(name, channels, max_pixels), True
-            except BadImageError as e:
-                bad_log.add(name, str(e))
-                return np.zeros((1, 1, channels), np.uint8), False
-
-        def tf_decode(path, label):
-            image, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
-            image.set_shape([None, None, channels])
-            ok.set_shape([])
-            return image, label, ok
-
-        ds = ds.map(tf_decode, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.filter(decoded).map(drop_flag), False
-
-    crop = prep.crop_size
-    shorter = max(prep.resize_size, crop)
-
-    def decode_one(path: bytes) -> tuple[np.ndarray, bool]:
-        name = os.fsdecode(path)
-        try:
-            image = decode_image(name, channels, max_pixels, shorter, prep.interpolation)
-        except BadImageError as e:
-            bad_log.add(name, str(e))
-            return np.zeros((crop, crop, channels), np.uint8), False
-        top, left = (image.shape[0] - crop) // 2, (image.shape[1] - crop) // 2
-        return image[top : top + crop, left : left + crop], True
-
-    def decode_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        results = list(_pool().map(decode_one, batch))
-        return np.stack([r[0] for r in results]), np.array([r[1] for r in results])
-
-    def tf_decode_batch(batch_paths, batch_labels):
-        images, ok = tf.numpy_function(
-            decode_batch, [batch_paths], (tf.uint8, tf.bool), stateful=False
-        )
-        images.set_shape([None, crop, crop, channels])
-        ok.set_shape([None])
-        return images, batch_labels, ok
-
-    # One call at a time: its threads already use every core, and more concurrent calls only
-    # fight over the GIL (measured: 4,400 vs 3,900 images/s on two cores).
-    ds = ds.batch(DECODE_BATCH).map(tf_decode_batch).prefetch(2)
-    return ds.unbatch().filter(decoded).map(drop_flag), True
+    ds = tf.data.Dataset.from_tensor_slices((paths, labels, native))
+    if training:
+        # Shuffle file names (cheap) before decoding; decoded images may be cached after.
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
+    return ds.filter(decoded).map(drop_flag), fixed
 
 
 def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
@@ -312,7 +313,7 @@ def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | Non
     if augment.randaugment:
         layers.append(
             keras.layers.RandAugment(
-                value_range=(0, 255),
+                value_range=(0.0, 255.0),
                 num_ops=augment.randaugment,
                 factor=augment.randaugment_magnitude,
                 seed=seed,
@@ -320,7 +321,7 @@ def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | Non
         )
     if augment.erasing:
         layers.append(
-            keras.layers.RandomErasing(factor=augment.erasing, value_range=(0, 255), seed=seed)
+            keras.layers.RandomErasing(factor=augment.erasing, value_range=(0.0, 255.0), seed=seed)
         )
     mixer = None
     if augment.mixup or augment.cutmix:
@@ -341,6 +342,4 @@ def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | Non
             return mixed["images"], mixed["labels"]
         return x, y
 
-    if not layers and mixer is None:
-        return ds
     return ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnetkit.data.checks import IMAGE_EXTENSIONS, BadImage, check_image
+from resnetkit.data.checks import IMAGE_EXTENSIONS, BadImage, read_header
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -40,6 +40,7 @@ class ImageSet:
     labels: np.ndarray
     paths: list[str] | None = None
     arrays: np.ndarray | None = None
+    kinds: np.ndarray | None = None  # per file: checks.NATIVE_KINDS code, 0 = Pillow
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -49,6 +50,7 @@ class ImageSet:
             labels=self.labels[index],
             paths=None if self.paths is None else [self.paths[i] for i in index],
             arrays=None if self.arrays is None else self.arrays[index],
+            kinds=None if self.kinds is None else self.kinds[index],
         )
 
     def counts(self, num_classes: int) -> list[int]:
@@ -113,7 +115,7 @@ def _index_classes(
     root: Path, class_names: list[str], max_pixels: int, bad: list[BadImage]
 ) -> ImageSet:
     """Every checked image under ``root/CLASS`` for the given classes."""
-    paths, labels = [], []
+    paths, labels, kinds = [], [], []
     for label, name in enumerate(class_names):
         folder = root / name
         if not folder.is_dir():
@@ -124,13 +126,16 @@ def _index_classes(
                 if not _is_image_name(filename):
                     continue
                 path = os.path.join(dirpath, filename)
-                problem = check_image(path, max_pixels)
+                problem, kind = read_header(path, max_pixels)
                 if problem:
                     bad.append(BadImage(path, problem))
                 else:
                     paths.append(path)
                     labels.append(label)
-    return ImageSet(np.asarray(labels, dtype=np.int32), paths=paths)
+                    kinds.append(kind)
+    return ImageSet(
+        np.asarray(labels, dtype=np.int32), paths=paths, kinds=np.asarray(kinds, dtype=np.int8)
+    )
 
 
 def stratified_split(images: ImageSet, val_fraction: float, seed: int) -> tuple[ImageSet, ImageSet]:
@@ -203,21 +208,23 @@ def from_manifest(
     class_names = sorted({r["label"] for r in rows})
     index = {n: i for i, n in enumerate(class_names)}
     bad: list[BadImage] = []
-    by_split: dict[str, tuple[list[str], list[int]]] = {}
+    by_split: dict[str, tuple[list[str], list[int], list[int]]] = {}
     for line, row in enumerate(rows, start=2):
         file = path.parent / row["path"]
         split = SPLIT_ALIASES.get((row.get("split") or "train").strip().lower())
         if split is None:
             raise ValueError(f"{path}:{line}: unknown split {row.get('split')!r}")
-        problem = check_image(str(file), max_pixels)
+        problem, kind = read_header(str(file), max_pixels)
         if problem:
             bad.append(BadImage(str(file), problem))
             continue
-        paths, labels = by_split.setdefault(split, ([], []))
+        paths, labels, kinds = by_split.setdefault(split, ([], [], []))
         paths.append(str(file))
         labels.append(index[row["label"]])
+        kinds.append(kind)
     splits = {
-        s: ImageSet(np.asarray(lab, dtype=np.int32), paths=p) for s, (p, lab) in by_split.items()
+        s: ImageSet(np.asarray(lab, dtype=np.int32), paths=p, kinds=np.asarray(k, dtype=np.int8))
+        for s, (p, lab, k) in by_split.items()
     }
     splits.setdefault("train", ImageSet(np.zeros(0, np.int32), paths=[]))
     if "val" not in splits and val_fraction > 0:
