@@ -260,3 +260,19 @@ def test_keras_augmentation_layers_run_on_every_crop_mode(crop):
     batch, y = next(iter(ds))
     assert batch.shape == (8, 28, 28, 1) and y.shape == (8, 2)
     assert float(np.min(batch)) >= -1.0 - 1e-5 and float(np.max(batch)) <= 1.0 + 1e-5
+
+
+def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
+    x = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), np.uint8)
+    images = from_arrays("x", ["a", "b"], (x, np.arange(4) % 2), val_fraction=0).splits["train"]
+    prep = Preprocessing(crop_size=24, resize_size=32)
+
+    def two_epochs(seed):
+        ds = build_dataset(images, prep, channels=3, batch_size=4, training=True, seed=seed)
+        return [np.sort(b.numpy().reshape(4, -1), axis=0) for b, _ in [*ds, *ds]]
+
+    first, second = two_epochs(5)
+    assert not np.array_equal(first, second)  # same images, other crops and flips
+    again = two_epochs(5)
+    np.testing.assert_array_equal(first, again[0])
+    np.testing.assert_array_equal(second, again[1])

@@ -71,19 +71,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_summary(args: argparse.Namespace) -> int:
-    from resnetkit.models import count_macs, count_params, create_model
-
+def _model_options(args: argparse.Namespace) -> dict:
+    """create_model options from the common flags (--input-size, --num-classes, ...)."""
     options = {}
     if args.input_size is not None:
         options["input_shape"] = tuple(args.input_size)
     if args.num_classes is not None:
         options["num_classes"] = args.num_classes
-    if args.softmax:
+    if getattr(args, "softmax", False):
         options["classifier_activation"] = "softmax"
-    if args.no_top:
+    if getattr(args, "no_top", False):
         options["include_top"] = False
-    model = create_model(args.name, **options)
+    return options
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from resnetkit.models import count_macs, count_params, create_model
+
+    model = create_model(args.name, **_model_options(args))
     model.summary(line_length=120, print_fn=lambda text, **_: print(text, end=""))
     trainable, total = count_params(model)
     macs = count_macs(model)
@@ -150,12 +155,7 @@ def _cmd_weights_import(args: argparse.Namespace) -> int:
     from resnetkit.models import count_params, create_model
     from resnetkit.weights.convert import save_artifact
 
-    options = {}
-    if args.input_size is not None:
-        options["input_shape"] = tuple(args.input_size)
-    if args.num_classes is not None:
-        options["num_classes"] = args.num_classes
-    model = create_model(args.arch, weights=args.source, **options)
+    model = create_model(args.arch, weights=args.source, **_model_options(args))
     out = save_artifact(model, args.out)
     print(f"{args.source} -> {out} ({args.arch}, {count_params(model)[1]:,} parameters)")
     return 0

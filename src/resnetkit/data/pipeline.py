@@ -130,10 +130,12 @@ def random_resized_crop(image: tf.Tensor, prep: Preprocessing, min_area: float, 
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
+    channels = image.shape[-1]
     image = tf.slice(image, begin, size)
-    return tf.image.resize(
+    image = tf.image.resize(
         image, (prep.crop_size, prep.crop_size), method=prep.interpolation, antialias=True
     )
+    return tf.ensure_shape(image, [prep.crop_size, prep.crop_size, channels])
 
 
 def build_dataset(
@@ -183,8 +185,8 @@ def build_dataset(
     if training and images.arrays is not None:
         ds = ds.shuffle(min(len(labels), 50_000), seed=seed, reshuffle_each_iteration=True)
 
-    def train_geometry(index, example):
-        return _train_geometry(example[0], example[1], index, prep, augment, seed, cropped)
+    def train_geometry(example, pair):
+        return _train_geometry(example[0], example[1], pair, prep, augment, cropped)
 
     def eval_geometry(image, label):
         return resize_center_crop(image, prep), label
@@ -197,7 +199,9 @@ def build_dataset(
     # (and MixUp/CutMix) work in 0..255, so with them normalization waits for the batch.
     batch_level = training and augment.batch_level
     if training:
-        ds = ds.enumerate().map(train_geometry, num_parallel_calls=autotune)
+        # A seed pair per image from one seeded stream that changes every epoch.
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        ds = tf.data.Dataset.zip((ds, seeds)).map(train_geometry, num_parallel_calls=autotune)
     elif not cropped:
         ds = ds.map(eval_geometry, num_parallel_calls=autotune)
     if not batch_level:
@@ -285,9 +289,8 @@ def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
     return x[..., :channels]
 
 
-def _train_geometry(image, label, index, prep, augment: Augment, seed: int, cropped: bool):
-    """Per-image random geometry, seeded by (seed, position in the epoch stream)."""
-    s = tf.stack([tf.cast(seed, tf.int64), index])
+def _train_geometry(image, label, s, prep, augment: Augment, cropped: bool):
+    """Per-image random geometry from the seed pair ``s``."""
     if augment.crop == "random_resized":
         image = random_resized_crop(tf.cast(image, tf.float32), prep, augment.min_area, s)
     elif not cropped:
