@@ -2,6 +2,7 @@
 
 import shutil
 
+import numpy as np
 import pytest
 from helpers import LIMIT, save
 
@@ -69,3 +70,22 @@ def test_inspect_a_standard_set(name, capsys):
     assert main(["data", "inspect", name]) == 0
     out = capsys.readouterr().out
     assert "total          60,000    10,000" in out and "28×28: 70,000" in out
+
+
+def test_inspect_finds_duplicates_in_arrays():
+    from resnetkit.data import from_arrays
+    from resnetkit.data.inspect import inspect_source
+
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 255, (6, 8, 8), np.uint8)
+    x_train[3] = x_train[0]  # duplicate within train
+    x_test = rng.integers(0, 255, (2, 8, 8), np.uint8)
+    x_test[1] = x_train[5]  # leaks into test
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    source = from_arrays(
+        "x", ["a", "b"], (x_train, labels), (x_test, np.array([0, 1])), val_fraction=0
+    )
+    report = inspect_source(source)
+    assert report.duplicates == [["train[0]", "train[3]"]]
+    assert report.leaks == [["train[5]", "test[1]"]]
+    assert report.sizes == {(8, 8): 8} and report.modes == {"L": 8}
