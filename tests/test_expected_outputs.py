@@ -55,8 +55,8 @@ def test_expected_logits(name, regen_expected):
     logits = model(pattern_images((2, *shape)), training=False).numpy()
     if regen_expected:
         EXPECTED.mkdir(exist_ok=True)
-        np.savez_compressed(path, logits=logits)
-        pytest.skip(f"regenerated {path.name}")
+        np.savez_compressed(path, logits=logits)  # regeneration mode: write, compare nothing
+        return
     assert path.is_file(), f"missing {path}: run pytest with --regen-expected once"
     stored = np.load(path)
     scale = np.abs(stored["logits"]).max()
