@@ -198,9 +198,14 @@ def test_eval_geometry_resizes_the_shorter_side_then_center_crops():
     assert float(batch[0, 8, 8, 0]) > 0.9 and float(batch[0, 8, 0, 0]) < -0.9
 
 
+def random_images(n: int, channels: int = 3, size: int = 32):
+    """A training split of ``n`` random uint8 images in two alternating classes."""
+    x = np.random.default_rng(0).integers(0, 255, (n, size, size, channels), np.uint8)
+    return from_arrays("x", ["a", "b"], (x, np.arange(n) % 2), val_fraction=0).splits["train"]
+
+
 def test_training_stream_is_reproducible_with_a_seed():
-    x = np.random.default_rng(0).integers(0, 255, (16, 32, 32, 3), np.uint8)
-    images = from_arrays("x", ["a", "b"], (x, np.arange(16) % 2), val_fraction=0).splits["train"]
+    images = random_images(16, channels=3)
     prep = Preprocessing(crop_size=24, resize_size=32)
 
     def first(seed):
@@ -212,8 +217,7 @@ def test_training_stream_is_reproducible_with_a_seed():
 
 
 def test_mixup_gives_soft_labels():
-    x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), np.uint8)
-    images = from_arrays("x", ["a", "b"], (x, np.arange(8) % 2), val_fraction=0).splits["train"]
+    images = random_images(8, channels=3)
     prep = Preprocessing(crop_size=32, resize_size=32)
     ds = build_dataset(
         images,
@@ -250,8 +254,7 @@ def test_bad_image_policy(broken, tmp_path):
 
 @pytest.mark.parametrize("crop", ["none", "pad", "random_resized"])
 def test_keras_augmentation_layers_run_on_every_crop_mode(crop):
-    x = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 1), np.uint8)
-    images = from_arrays("x", ["a", "b"], (x, np.arange(8) % 2), val_fraction=0).splits["train"]
+    images = random_images(8, channels=1)
     prep = Preprocessing(mode="tf", crop_size=28, resize_size=32)
     augment = Augment(crop=crop, translate=0.1, erasing=0.5, randaugment=2, cutmix=1.0)
     ds = build_dataset(
@@ -263,8 +266,7 @@ def test_keras_augmentation_layers_run_on_every_crop_mode(crop):
 
 
 def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
-    x = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3), np.uint8)
-    images = from_arrays("x", ["a", "b"], (x, np.arange(4) % 2), val_fraction=0).splits["train"]
+    images = random_images(4, channels=3)
     prep = Preprocessing(crop_size=24, resize_size=32)
 
     def two_epochs(seed):
