@@ -278,3 +278,65 @@ def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
     again = two_epochs(5)
     np.testing.assert_array_equal(first, again[0])
     np.testing.assert_array_equal(second, again[1])
+
+
+def _cifar_archive(path, batches: dict) -> str:
+    """A tar.gz laid out like cifar-10-python.tar.gz; returns its MD5."""
+    import hashlib
+    import io
+    import pickle
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in batches.items():
+            data = pickle.dumps(content)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def test_cifar_archive_is_read_without_trusting_its_pickles(tmp_path, monkeypatch):
+    from resnetkit.data import standard
+    from resnetkit.download import FileRef
+
+    rng = np.random.default_rng(0)
+
+    def batch(n):
+        return {
+            b"data": rng.integers(0, 255, (n, 3072), np.uint8),
+            b"labels": rng.integers(0, 10, n).tolist(),
+        }
+
+    names = [f"class{i}".encode() for i in range(10)]
+    batches = {f"data_batch_{i}": batch(4) for i in range(1, 6)}
+    batches |= {"test_batch": batch(3), "batches.meta": {b"label_names": names}}
+    batches["test"] = batches.pop("test_batch")
+    md5 = _cifar_archive(tmp_path / "c10.tar.gz", batches)
+    monkeypatch.setitem(
+        standard.CIFAR, "cifar10", FileRef("https://example.invalid/c10.tar.gz", md5, "md5")
+    )
+    source = standard.load_cifar("cifar10", tmp_path / "c10.tar.gz", val_fraction=0)
+    assert source.class_names == [f"class{i}" for i in range(10)]
+    train = source.splits["train"]
+    assert train.arrays.shape == (20, 32, 32, 3) and len(source.splits["test"]) == 3
+    first = batches["data_batch_1"][b"data"][0]
+    np.testing.assert_array_equal(train.arrays[0, :, :, 0].reshape(-1), first[:1024])  # red plane
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch PWNED",))
+
+    batches["batches.meta"] = {b"label_names": names, b"evil": Payload()}
+    md5 = _cifar_archive(tmp_path / "evil.tar.gz", batches)
+    monkeypatch.setitem(
+        standard.CIFAR, "cifar10", FileRef("https://example.invalid/e.tar.gz", md5, "md5")
+    )
+    monkeypatch.chdir(tmp_path)
+    import pickle
+
+    with pytest.raises(pickle.UnpicklingError, match=r"refused to load posix\.system"):
+        standard.load_cifar("cifar10", tmp_path / "evil.tar.gz")
+    assert not (tmp_path / "PWNED").exists()
+    with pytest.raises(ValueError, match="md5"):
+        standard.load_cifar("cifar10", tmp_path / "c10.tar.gz")  # checksum of another file

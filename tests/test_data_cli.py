@@ -89,3 +89,21 @@ def test_inspect_finds_duplicates_in_arrays():
     assert report.duplicates == [["train[0]", "train[3]"]]
     assert report.leaks == [["train[5]", "test[1]"]]
     assert report.sizes == {(8, 8): 8} and report.modes == {"L": 8}
+
+
+def test_export_without_network_says_where_to_put_the_archive(tmp_path, monkeypatch, capsys):
+    import socket
+
+    from resnetkit.data import standard
+    from resnetkit.download import FileRef
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RESNETKIT_CACHE", str(tmp_path / "cache"))
+    url = f"http://127.0.0.1:{port}/cifar-10-python.tar.gz"
+    monkeypatch.setitem(standard.CIFAR, "cifar10", FileRef(url, "0" * 32, "md5"))
+    assert main(["data", "export", "cifar10", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert url in err and str(tmp_path / "cache" / "data" / "cifar10") in err
+    assert not (tmp_path / "out").exists()

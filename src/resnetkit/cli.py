@@ -13,6 +13,7 @@ import os
 import sys
 
 from resnetkit.data.sources import MAX_PIXELS  # Pillow and NumPy only: --help stays fast
+from resnetkit.download import DownloadUnavailable
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -251,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except DownloadUnavailable as e:  # no network: the message says where to put the file
+        print(f"resnetkit {args.command}: {e}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, FileExistsError, ImportError) as e:
         print(f"resnetkit {args.command}: error: {e}", file=sys.stderr)
         return 2
