@@ -1,0 +1,172 @@
+"""The one typed training config: dataclasses, read from YAML, changed by ``key=value``.
+
+    config = load_config("configs/fashion_mnist_fast.yaml", overrides=["optim.lr=0.05"])
+    save_config(config, run_dir / "config.yaml")   # the resolved config; reloading reproduces it
+
+Every key is checked: an unknown key is an error that names it (and the closest valid keys),
+and a value of the wrong type is an error that names the key, the expected type and the value.
+YAML is read with ``yaml.safe_load``; nothing in a config is ever executed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from resnetkit.data.pipeline import Augment
+from resnetkit.data.sources import MAX_PIXELS
+from resnetkit.models.variants import unknown_name_error
+
+
+@dataclass
+class ModelConfig:
+    name: str = "resnet20"
+    weights: str | None = None  # registry name or file; None = random initialization
+    num_classes: int | None = None  # None: from the data
+    input_size: list[int] | None = None  # [H, W, C]; None: from the data / weights
+    zero_init_residual: bool = True
+    drop_path_rate: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    source: str = "fashion-mnist"  # data set name, image folder, or manifest .csv
+    val_fraction: float = 0.1
+    batch_size: int = 128
+    cache: str | None = "memory"  # "memory", a file path, or None
+    on_bad_image: str = "skip"  # "skip" or "error"
+    max_pixels: int = MAX_PIXELS
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # "sgd", "adamw", "lamb"
+    lr: float = 0.1  # for batch_size 128; scaled linearly with the batch size
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    decay_bn_and_bias: bool = False  # weight decay on BN parameters and biases too
+    clipnorm: float | None = None
+    label_smoothing: float = 0.0
+    ema_decay: float | None = None  # exponential moving average of the weights
+
+
+@dataclass
+class ScheduleConfig:
+    name: str = "cosine"  # "cosine", "step", "onecycle"
+    epochs: int = 30
+    warmup_epochs: float = 0.0
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: epoch fractions
+    gamma: float = 0.1
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    deterministic: bool = False
+    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16"
+    strategy: str = "auto"  # "auto", "one", "mirrored", "multiworker"
+    keep_checkpoints: int = 3
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: Augment = field(default_factory=Augment)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+
+def from_dict(cls: type, data: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from plain data, checking every key and type."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    values = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            raise unknown_name_error(
+                "config key", path, [f"{where}.{n}" if where else n for n in names]
+            )
+        values[key] = _convert(hints[key], value, path)
+    try:
+        return cls(**values)
+    except ValueError as e:  # a dataclass's own check (e.g. Augment.crop)
+        raise ValueError(f"{where or 'config'}: {e}") from e
+
+
+def _convert(hint: Any, value: Any, path: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        return _convert(options[0], value, path)
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{path}: expected a list, got {value!r}")
+        return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and type(value) is hint:
+        return value
+    raise ValueError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["optim.lr=0.05", "model.name=resnet56"]`` applied to plain config data.
+
+    Values are read as YAML (``0.05`` is a float, ``true`` a bool, ``[1, 2]`` a list,
+    ``null`` None); the types are checked when the config is built.
+    """
+    data = dict(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set {item!r}: expected key=value, e.g. optim.lr=0.05")
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"--set {item!r}: {part!r} is not a section")
+            node[part] = child = dict(child)
+            node = child
+        node[parts[-1]] = yaml.safe_load(text) if text.strip() else None
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    """Defaults, then the YAML file (if any), then ``key=value`` overrides; all checked."""
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({e})") from e
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: a config file must be a mapping of sections")
+    base = to_dict(from_dict(Config, data))
+    return from_dict(Config, apply_overrides(base, list(overrides)))
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML; ``load_config(path)`` gives the same config."""
+    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -1,0 +1,62 @@
+"""The typed training config: YAML, --set overrides, strict keys and types, round trip."""
+
+import pytest
+
+from resnetkit.training.config import Config, apply_overrides, load_config, save_config
+
+
+def test_defaults_file_and_overrides_in_that_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("model:\n  name: resnet56\noptim:\n  lr: 0.2\n  clipnorm: 1\n")
+    config = load_config(
+        path, ["optim.lr=0.05", "augment.crop=pad", "schedule.milestones=[0.3, 0.6]"]
+    )
+    assert config.model.name == "resnet56" and config.optim.lr == 0.05
+    assert config.optim.clipnorm == 1.0 and isinstance(config.optim.clipnorm, float)
+    assert config.augment.crop == "pad" and config.schedule.milestones == [0.3, 0.6]
+    assert config.data.batch_size == Config().data.batch_size
+
+
+def test_saved_config_reloads_to_the_same_config(tmp_path):
+    config = load_config(
+        overrides=["model.input_size=[28, 28, 1]", "model.weights=null", "run.seed=3"]
+    )
+    save_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lrr=0.1"], r"unknown config key 'optim\.lrr'.*'optim\.lr'"),
+        (["optimizer.lr=0.1"], r"unknown config key 'optimizer'.*'optim'"),
+        (["optim.lr=fast"], r"optim\.lr: expected float, got 'fast'"),
+        (["data.batch_size=1.5"], r"data\.batch_size: expected int, got 1\.5"),
+        (["run.deterministic=1"], r"run\.deterministic: expected bool, got 1"),
+        (["model.input_size=[28, x]"], r"model\.input_size\[1\]: expected int, got 'x'"),
+        (["augment.crop=zoom"], r"augment: augment\.crop must be"),
+        (["optim.lr"], r"expected key=value"),
+        (["optim.lr.x=1"], r"'lr' is not a section"),
+    ],
+)
+def test_bad_keys_and_values_name_the_key(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(overrides=overrides)
+
+
+def test_bad_files_are_named(tmp_path):
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match=r"list\.yaml: a config file must be a mapping"):
+        load_config(tmp_path / "list.yaml")
+    (tmp_path / "bad.yaml").write_text("model: [unclosed\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml: not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "section.yaml").write_text("model: resnet20\n")
+    with pytest.raises(ValueError, match="model: expected a mapping"):
+        load_config(tmp_path / "section.yaml")
+
+
+def test_overrides_do_not_change_their_input():
+    data = {"optim": {"lr": 0.1}}
+    apply_overrides(data, ["optim.lr=0.2"])
+    assert data == {"optim": {"lr": 0.1}}
