@@ -145,5 +145,7 @@ def test_unknown_format_and_missing_file_are_named(tmp_path):
         read_state_dict(tmp_path / "w.ckpt")
     with pytest.raises(FileNotFoundError, match=r"nope\.safetensors"):
         create_model("resnet18", weights=tmp_path / "nope.safetensors")
+    with pytest.raises(FileNotFoundError, match=r"weights\.pth"):
+        create_model("resnet18", weights="weights.pth")  # a missing file, not a registry typo
     with pytest.raises(ValueError, match=r"'resnet50\.tv2_in1k'"):
         create_model("resnet50", weights="resnet50.tv2_inlk")

@@ -1,14 +1,14 @@
 """Finding bad image files, and decoding good ones the same way everywhere.
 
-``check_image`` runs while a data set is indexed: it reads only the header (fast) and catches
-empty files, non-images, unreadable paths (symlink loops, permissions) and decompression bombs.
-``decode_image`` runs in the input pipeline: it catches what a header cannot show (a
-truncated JPEG or PNG) by raising ``BadImageError``, which the pipeline turns into a report
-instead of a crash.
+``read_header`` runs while a data set is indexed: it reads only the header (fast), catches
+empty files, non-images, unreadable paths (symlink loops, permissions), decompression bombs and
+truncation where the header shows it, and marks plain upright 8-bit JPEG/PNG files that
+TensorFlow may decode natively with the same result. ``decode_image`` (Pillow) decodes every
+other file and catches what a header cannot show (a truncated JPEG) by raising
+``BadImageError``, which the pipeline turns into a report instead of a crash.
 
-Decoding uses Pillow for every format, so that EXIF orientation, palette, CMYK, 16-bit and
-alpha images are converted consistently: grey (``L``) for one channel, ``RGB`` for three,
-``RGBA`` for four; a GIF gives its first frame.
+Pillow converts EXIF orientation, palette, CMYK, 16-bit and alpha images consistently: grey
+(``L``) for one channel, ``RGB`` for three, ``RGBA`` for four; a GIF gives its first frame.
 """
 
 from __future__ import annotations
@@ -165,6 +165,18 @@ def decode_image(
         raise BadImageError(f"cannot decode ({type(e).__name__}: {str(e)[:80]})") from e
 
 
+def full_check(path: str, max_pixels: int, data: bytes | None = None) -> str | None:
+    """The header check, then a full decode (of ``data`` if given, the file's bytes)."""
+    problem = check_image(path, max_pixels)
+    if problem:
+        return problem
+    try:
+        decode_image(path if data is None else data, 3, max_pixels)
+    except BadImageError as e:
+        return str(e)
+    return None
+
+
 def scan_images(paths: list[str], max_pixels: int, workers: int = 4) -> list[BadImage]:
     """Fully decode every file (threads; Pillow releases the GIL) and report the bad ones.
 
@@ -173,18 +185,8 @@ def scan_images(paths: list[str], max_pixels: int, workers: int = 4) -> list[Bad
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    def probe(path: str) -> str | None:
-        problem = check_image(path, max_pixels)
-        if problem:
-            return problem
-        try:
-            decode_image(path, 3, max_pixels)
-        except BadImageError as e:
-            return str(e)
-        return None
-
     with ThreadPoolExecutor(workers) as pool:
-        problems = list(pool.map(probe, paths))
+        problems = list(pool.map(lambda p: full_check(p, max_pixels), paths))
     return [BadImage(p, r) for p, r in zip(paths, problems, strict=True) if r]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from resnetkit.data.checks import BadImage, BadImageError, check_image, decode_image
+from resnetkit.data.checks import BadImage, decode_image, full_check
 from resnetkit.data.sources import MAX_PIXELS, DataSource
 
 IMBALANCE_RATIO = 3.0  # largest/smallest class count that earns a warning
@@ -45,17 +45,12 @@ class Inspection:
 
 def _probe_file(path: str, max_pixels: int) -> tuple[str | None, str | None, tuple, str]:
     """(content hash, problem, size, mode) of one file, decoding it fully."""
-    problem = check_image(path, max_pixels)
+    data = Path(path).read_bytes() if os.path.isfile(path) else None
+    problem = full_check(path, max_pixels, data)
     if problem:
         return None, problem, (), ""
-    data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as img:
-        size, mode = img.size, img.mode
-    try:
-        decode_image(data, 3, max_pixels)
-    except BadImageError as e:
-        return None, str(e), (), ""
-    return hashlib.sha256(data).hexdigest(), None, size, mode
+        return hashlib.sha256(data).hexdigest(), None, img.size, img.mode
 
 
 def inspect_source(source: DataSource, max_pixels: int = MAX_PIXELS) -> Inspection:

@@ -1,7 +1,8 @@
 """One tf.data pipeline for training, evaluation and prediction.
 
-    files or arrays → decode (Pillow, parallel) → [cache] → resize/crop → [augment] → batch
-                    → [MixUp/CutMix] → normalize (from the weights' Preprocessing) → prefetch
+    files or arrays → decode (TF for plain JPEG/PNG, Pillow otherwise) → [cache] → resize/crop
+                    → [augment] → normalize (from the weights' Preprocessing) → batch
+                    → [Keras batch augmentations, MixUp/CutMix, then normalize] → prefetch
 
 Training and evaluation differ only in ``training=True``: the decode, resize and
 normalization code is shared, so preprocessing cannot drift between them. Files that fail

@@ -3,7 +3,7 @@
 Every source becomes a ``DataSource``: class names (one class map for the whole data set, saved
 with every run so labels never shift) and ``ImageSet`` splits, each either file paths or an
 in-memory uint8 array. Folder and manifest files are checked as they are indexed
-(``checks.check_image``); bad files are collected with their reasons, never raised mid-epoch.
+(``checks.read_header``); bad files are collected with their reasons, never raised mid-epoch.
 
 Folder layouts:
 

@@ -30,6 +30,8 @@ from resnetkit.weights.torch_state import to_keras
 
 log = logging.getLogger("resnetkit")
 
+WEIGHT_FILE_SUFFIXES = (".h5", ".hdf5", ".pth", ".pt", ".bin", ".safetensors", ".npz")
+
 
 @dataclass
 class LoadReport:
@@ -53,8 +55,8 @@ def resolve(source: str | Path, model) -> tuple[Path, str, WeightSpec | None]:
         return fetch_file(spec.file_for(include_top=wants_head)), spec.format, spec
     path = Path(source)
     if not path.exists():
-        if isinstance(source, str) and "." in source and "/" not in source:
-            get_weight_spec(source)  # raises with the closest registry names
+        if path.suffix.lower() not in WEIGHT_FILE_SUFFIXES and len(path.parts) == 1:
+            get_weight_spec(str(source))  # not a file name: a mistyped registry name
         raise FileNotFoundError(f"weights file not found: {path}")
     fmt = "keras_h5" if path.suffix.lower() in (".h5", ".hdf5") else "torch"
     return path, fmt, None
