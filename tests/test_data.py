@@ -265,19 +265,35 @@ def test_keras_augmentation_layers_run_on_every_crop_mode(crop):
     assert float(np.min(batch)) >= -1.0 - 1e-5 and float(np.max(batch)) <= 1.0 + 1e-5
 
 
-def test_augmentation_differs_between_epochs_but_repeats_with_the_seed():
-    images = random_images(4, channels=3)
+@pytest.mark.parametrize("augment", [Augment(), Augment(crop="pad", erasing=0.5, cutmix=1.0)])
+def test_each_epoch_is_a_function_of_seed_and_epoch(augment):
+    """Epochs differ; a stream started at epoch 1 (a resumed run) repeats epoch 1 exactly."""
+    images = random_images(8, channels=3)
     prep = Preprocessing(crop_size=24, resize_size=32)
 
-    def two_epochs(seed):
-        ds = build_dataset(images, prep, channels=3, batch_size=4, training=True, seed=seed)
-        return [np.sort(b.numpy().reshape(4, -1), axis=0) for b, _ in [*ds, *ds]]
+    def batches(seed, **stream):
+        ds = build_dataset(
+            images,
+            prep,
+            channels=3,
+            batch_size=4,
+            training=True,
+            seed=seed,
+            augment=augment,
+            num_classes=2,
+            **stream,
+        )
+        return [(x.numpy(), y.numpy()) for x, y in ds]
 
-    first, second = two_epochs(5)
-    assert not np.array_equal(first, second)  # same images, other crops and flips
-    again = two_epochs(5)
-    np.testing.assert_array_equal(first, again[0])
-    np.testing.assert_array_equal(second, again[1])
+    full = batches(5, epochs=3)
+    assert len(full) == 6
+    assert not np.array_equal(np.sort(full[0][0], axis=0), np.sort(full[2][0], axis=0))
+    resumed = batches(5, epochs=2, first_epoch=1, skip_batches=1)
+    assert len(resumed) == 3
+    for (x, y), (x2, y2) in zip(full[3:], resumed, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    assert not np.array_equal(batches(6, epochs=1)[0][0], full[0][0])
 
 
 def _cifar_archive(path, batches: dict) -> str:

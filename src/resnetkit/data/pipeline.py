@@ -153,17 +153,32 @@ def build_dataset(
     bad_log: BadImageLog | None = None,
     max_pixels: int = MAX_PIXELS,
     drop_remainder: bool = False,
+    epochs: int = 1,
+    first_epoch: int = 0,
+    skip_batches: int = 0,
 ) -> tf.data.Dataset:
     """(images, labels) batches ready for ``model.fit``/``evaluate``/``predict``.
 
     ``cache``: None, ``"memory"`` or a file path (decoded images are cached before any
     augmentation). Labels are integer class indices, or one-hot (``num_classes``) when MixUp
     or CutMix mixes them.
+
+    Training data is a stream of ``epochs`` epochs starting at ``first_epoch``, for
+    ``model.fit(ds, epochs=..., steps_per_epoch=...)``. Each epoch's order and augmentation
+    are a function of ``(seed, epoch)`` alone, never of how often the data was iterated:
+    a run resumed at epoch ``e`` after ``skip_batches`` batches sees exactly the batches an
+    uninterrupted run saw.
     """
     augment = augment or Augment()
     bad_log = bad_log if bad_log is not None else BadImageLog()
     autotune = tf.data.AUTOTUNE
     labels = images.labels.astype(np.int32)
+    batch_level = training and augment.batch_level
+    if batch_level and (augment.mixup or augment.cutmix) and not num_classes:
+        raise ValueError("MixUp/CutMix need num_classes to make one-hot labels")
+
+    def normalized(images, labels):
+        return normalize(images, prep), labels
 
     if images.arrays is not None:
         ds = tf.data.Dataset.from_tensor_slices((images.arrays, labels))
@@ -174,61 +189,90 @@ def build_dataset(
 
             ds = ds.map(matched, num_parallel_calls=autotune)
         cropped = False
+        decode = None
     else:
-        ds, cropped = _decode_files(
-            images, labels, prep, channels, training, augment, seed, bad_log, max_pixels
+        ds = tf.data.Dataset.from_tensor_slices(
+            ([os.fsencode(p) for p in images.paths], labels, _native(images, channels))
         )
-
+        decode, cropped = _file_decoder(
+            images, prep, channels, training, augment, bad_log, max_pixels
+        )
+    # Decoded images are cached (in a fixed order); file names are shuffled before decoding
+    # when nothing is cached, so that no buffer of decoded images is needed.
+    cached = decode is None or cache is not None
+    if decode is not None and cached:
+        ds = decode(ds)
     if cache == "memory":
         ds = ds.cache()
     elif cache:
         ds = ds.cache(str(cache))
-    if training and images.arrays is not None:
-        ds = ds.shuffle(min(len(labels), 50_000), seed=seed, reshuffle_each_iteration=True)
 
-    def train_geometry(example, pair):
-        return _train_geometry(example[0], example[1], pair, prep, augment, cropped)
+    if not training:
+        if decode is not None and not cached:
+            ds = decode(ds)
+        if not cropped:
+            ds = ds.map(lambda x, y: (resize_center_crop(x, prep), y), num_parallel_calls=autotune)
+        return ds.map(normalized, num_parallel_calls=autotune).batch(batch_size).prefetch(autotune)
 
-    def eval_geometry(image, label):
-        return resize_center_crop(image, prep), label
+    size = len(labels)
+    layers, mixer = _batch_layers(augment, seed) if batch_level else ([], None)
 
-    def normalized(images, labels):
-        return normalize(images, prep), labels
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        epoch_seed = tf.constant([seed, epoch], tf.int64)
+        data = ds.shuffle(size, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
+        if not cached:
+            data = decode(data)
+        image_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
 
-    # Per image, in parallel, as the last step before batching: normalizing whole float
-    # batches on the consumer side was the pipeline's bottleneck. Keras' batch augmentations
-    # (and MixUp/CutMix) work in 0..255, so with them normalization waits for the batch.
-    batch_level = training and augment.batch_level
-    if training:
-        # A seed pair per image from one seeded stream that changes every epoch.
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        ds = tf.data.Dataset.zip((ds, seeds)).map(train_geometry, num_parallel_calls=autotune)
-    elif not cropped:
-        ds = ds.map(eval_geometry, num_parallel_calls=autotune)
-    if not batch_level:
-        ds = ds.map(normalized, num_parallel_calls=autotune)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
-    if batch_level:
-        ds = _batch_augment(ds, augment, num_classes, seed)
-        ds = ds.map(normalized, num_parallel_calls=autotune)
-    return ds.prefetch(autotune)
+        def geometry(i, example):
+            s = tf.random.experimental.stateless_fold_in(image_seeds, i)
+            return _train_geometry(*example, s, prep, augment, cropped)
+
+        data = data.enumerate().map(geometry, num_parallel_calls=autotune)
+        if not batch_level:
+            data = data.map(normalized, num_parallel_calls=autotune)
+        data = data.batch(batch_size, drop_remainder=drop_remainder)
+        if batch_level:
+            batch_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
+
+            def augmented(b, batch):
+                s = tf.random.experimental.stateless_fold_in(batch_seeds, b)
+                return normalized(*_apply_batch_layers(*batch, s, layers, mixer, num_classes))
+
+            # In order, one batch at a time: the Keras layers draw from seed state that is
+            # set per batch, which keeps their randomness a function of (seed, epoch, batch).
+            data = data.enumerate().map(augmented)
+        return data
+
+    # Epochs are concatenated in Python (a shuffle seed must be a Python int); they share
+    # the cache above.
+    stream = one_epoch(first_epoch)
+    for epoch in range(first_epoch + 1, first_epoch + epochs):
+        stream = stream.concatenate(one_epoch(epoch))
+    if skip_batches:
+        stream = stream.skip(skip_batches)
+    return stream.prefetch(autotune)
 
 
-def _decode_files(images, labels, prep, channels, training, augment, seed, bad_log, max_pixels):
-    """(uint8 image, label) elements from files; bad files are dropped, never raised.
+def _native(images: ImageSet, channels: int) -> np.ndarray:
+    """Which files TensorFlow decodes itself (plain JPEG/PNG, per the index's header check)."""
+    kinds = images.kinds if images.kinds is not None else np.zeros(len(images.paths), np.int8)
+    return np.array([channels in native_channels(k) for k in kinds], dtype=bool)
 
-    Returns the dataset and whether its images are already center-cropped (fixed geometry:
-    evaluation, or training without random-resized crops; random-resized crops need the full
-    image). Plain JPEG/PNG files (``ImageSet.kinds``, set while indexing) are decoded by
-    TensorFlow, in C++ threads; every other file by Pillow (EXIF rotation, palettes, CMYK,
-    16-bit, GIF, WebP, BMP), which also resizes while decoding — with JPEG draft scaling for
-    large photos. Pillow's failures go to ``bad_log`` with their reasons; a native decode
-    that fails despite the index's checks (a file damaged inside) is dropped by
-    ``ignore_errors`` and logged by TensorFlow, so an epoch never stops on it.
+
+def _file_decoder(images, prep, channels, training, augment, bad_log, max_pixels):
+    """A function mapping a dataset of (path, label, native) to (uint8 image, label).
+
+    Bad files are dropped, never raised. Also returns whether its images are already
+    center-cropped (fixed geometry: evaluation, or training without random-resized crops;
+    random-resized crops need the full image). Plain JPEG/PNG files (``ImageSet.kinds``, set
+    while indexing) are decoded by TensorFlow, in C++ threads; every other file by Pillow
+    (EXIF rotation, palettes, CMYK, 16-bit, GIF, WebP, BMP), which also resizes while
+    decoding — with JPEG draft scaling for large photos. Pillow's failures go to ``bad_log``
+    with their reasons; a native decode that fails despite the index's checks (a file
+    damaged inside) is dropped by ``ignore_errors`` and logged by TensorFlow, so an epoch
+    never stops on it.
     """
-    paths = [os.fsencode(p) for p in images.paths]  # bytes: non-UTF-8 names survive
-    kinds = images.kinds if images.kinds is not None else np.zeros(len(paths), np.int8)
-    native = np.array([channels in native_channels(k) for k in kinds], dtype=bool)
     fixed = not (training and augment.crop == "random_resized")
     crop, shorter = prep.crop_size, max(prep.resize_size, prep.crop_size)
 
@@ -259,24 +303,17 @@ def _decode_files(images, labels, prep, channels, training, augment, seed, bad_l
             image = resize_center_crop(image, prep)
         return image, tf.constant(True)
 
-    def decode(path, label, use_tf):
+    def decode_one(path, label, use_tf):
         image, ok = tf.cond(use_tf, lambda: with_tensorflow(path), lambda: with_pillow(path))
         if fixed:
             image = tf.ensure_shape(image, [crop, crop, channels])
         return image, label, ok
 
-    def decoded(image, label, ok):
-        return ok
+    def decode(ds: tf.data.Dataset) -> tf.data.Dataset:
+        ds = ds.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
+        return ds.filter(lambda image, label, ok: ok).map(lambda image, label, ok: (image, label))
 
-    def drop_flag(image, label, ok):
-        return image, label
-
-    ds = tf.data.Dataset.from_tensor_slices((paths, labels, native))
-    if training:
-        # Shuffle file names (cheap) before decoding; decoded images may be cached after.
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
-    return ds.filter(decoded).map(drop_flag), fixed
+    return decode, fixed
 
 
 def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
@@ -292,23 +329,24 @@ def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
 
 def _train_geometry(image, label, s, prep, augment: Augment, cropped: bool):
     """Per-image random geometry from the seed pair ``s``."""
+    s = tf.random.experimental.stateless_split(s, 3)
     if augment.crop == "random_resized":
-        image = random_resized_crop(tf.cast(image, tf.float32), prep, augment.min_area, s)
+        image = random_resized_crop(tf.cast(image, tf.float32), prep, augment.min_area, s[0])
     elif not cropped:
         image = resize_center_crop(tf.cast(image, tf.float32), prep)
         if augment.crop == "pad":
             p = augment.pad
             image = tf.pad(image, [[p, p], [p, p], [0, 0]])
             image = tf.image.stateless_random_crop(
-                image, tf.shape(image) - [2 * p, 2 * p, 0], seed=s + 1
+                image, tf.shape(image) - [2 * p, 2 * p, 0], seed=s[1]
             )
     if augment.flip:
-        image = tf.image.stateless_random_flip_left_right(image, seed=s + 2)
+        image = tf.image.stateless_random_flip_left_right(image, seed=s[2])
     return image, label
 
 
-def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | None, seed: int):
-    """Keras' own augmentation layers, applied to whole batches in 0..255."""
+def _batch_layers(augment: Augment, seed: int):
+    """Keras' own augmentation layers for whole batches in 0..255, and the label mixer."""
     layers = []
     if augment.translate:
         layers.append(
@@ -328,22 +366,23 @@ def _batch_augment(ds: tf.data.Dataset, augment: Augment, num_classes: int | Non
             keras.layers.RandomErasing(factor=augment.erasing, value_range=(0.0, 255.0), seed=seed)
         )
     mixer = None
-    if augment.mixup or augment.cutmix:
-        if not num_classes:
-            raise ValueError("MixUp/CutMix need num_classes to make one-hot labels")
-        mixer = (
-            keras.layers.MixUp(alpha=augment.mixup, seed=seed)
-            if augment.mixup
-            else keras.layers.CutMix(factor=augment.cutmix, seed=seed)
-        )
+    if augment.mixup:
+        mixer = keras.layers.MixUp(alpha=augment.mixup, seed=seed)
+    elif augment.cutmix:
+        mixer = keras.layers.CutMix(factor=augment.cutmix, seed=seed)
+    return layers, mixer
 
-    def apply(x, y):
-        x = tf.cast(x, tf.float32)
-        for layer in layers:
-            x = layer(x, training=True)
-        if mixer is not None:
+
+def _apply_batch_layers(x, y, s, layers, mixer, num_classes):
+    """Run the batch layers with their seed state set from ``s`` (a stateless seed pair)."""
+    x = tf.cast(x, tf.float32)
+    for j, layer in enumerate([*layers, mixer]):
+        if layer is None:
+            continue
+        state = layer.generator.state
+        state.assign(tf.cast(tf.random.experimental.stateless_fold_in(s, j), state.dtype))
+        if layer is mixer:
             mixed = mixer({"images": x, "labels": tf.one_hot(y, num_classes)}, training=True)
             return mixed["images"], mixed["labels"]
-        return x, y
-
-    return ds.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+        x = layer(x, training=True)
+    return x, y

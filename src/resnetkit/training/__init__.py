@@ -1,5 +1,13 @@
-"""Training: the typed config (more — train(config, run_dir) — arrives with issue 5)."""
+"""Training: the typed config and ``train(config, run_dir)``."""
 
 from resnetkit.training.config import Config, load_config, save_config
 
-__all__ = ["Config", "load_config", "save_config"]
+
+def train(*args, **kwargs):
+    """See ``resnetkit.training.train.train`` (imported on first use: it loads TensorFlow)."""
+    from resnetkit.training.train import train as _train
+
+    return _train(*args, **kwargs)
+
+
+__all__ = ["Config", "load_config", "save_config", "train"]

@@ -1,0 +1,427 @@
+"""``train(config, run_dir)``: one typed config in, one complete run directory out.
+
+    run_dir/
+        config.yaml         the resolved config (``resnetkit train --config`` it to rerun)
+        class_map.json      class names in label order
+        checkpoints/        the last ``run.keep_checkpoints`` + the best (see checkpoint.py)
+        metrics.csv, metrics.jsonl, curves.png   per epoch
+        tensorboard/        TensorBoard logs
+        bad_images.csv      files skipped as unreadable
+        model.keras         the final model (EMA weights when optim.ema_decay is set)
+        summary.json        best/final/test metrics, wall time, images/second, versions
+
+Training is Keras ``fit`` inside a tf.distribute strategy scope. Exact resume rests on two
+things: checkpoints hold the optimizer state and the position in the data stream, and the
+training stream's order and augmentation are a function of (seed, epoch) alone
+(``build_dataset``), so the batches after a resume are those an uninterrupted run would see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from resnetkit.data import DataSource, ImageSet, load_data, save_class_map
+from resnetkit.data.checks import apply_bad_image_policy, scan_images
+from resnetkit.data.pipeline import BadImageLog, build_dataset
+from resnetkit.training.callbacks import (
+    NanGuard,
+    Progress,
+    RunInterrupted,
+    RunRecorder,
+    StopSignals,
+)
+from resnetkit.training.checkpoint import Checkpoints
+from resnetkit.training.config import Config, load_config, save_config
+from resnetkit.training.distribute import is_chief, make_strategy
+from resnetkit.training.optim import make_optimizer
+from resnetkit.weights.specs import REGISTRY, Preprocessing
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclass
+class Inputs:
+    """What the data decides about the model: geometry, preprocessing, classes."""
+
+    source: DataSource
+    prep: Preprocessing
+    input_shape: tuple[int, int, int]
+
+    @property
+    def channels(self) -> int:
+        return self.input_shape[-1]
+
+
+def default_run_dir(config: Config) -> Path:
+    data = Path(config.data.source).name or "data"
+    return Path("runs") / f"{config.model.name}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(
+    config: Config | None = None,
+    run_dir: str | Path | None = None,
+    *,
+    resume: bool = False,
+    stream=None,
+) -> dict:
+    """Train per ``config`` into ``run_dir`` (or resume the run there); return the summary.
+
+    Raises ``RunInterrupted`` after SIGTERM/SIGINT (a checkpoint was saved),
+    ``TrainingDiverged`` on a NaN/inf loss, ``CheckpointError`` when the run directory
+    cannot be written.
+    """
+    started = time.perf_counter()
+    stream = stream or sys.stdout
+    if resume:
+        if run_dir is None:
+            raise ValueError("resume needs the run directory")
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.yaml").is_file():
+            raise FileNotFoundError(f"{run_dir}: not a resnetkit run directory (no config.yaml)")
+        config = load_config(run_dir / "config.yaml")
+    else:
+        config = config or Config()
+        run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    _check_config(config)
+
+    strategy = make_strategy(config.run.strategy)  # first: multi-worker set-up precedes all ops
+    chief = is_chief(strategy)
+    if chief:
+        _prepare_run_dir(run_dir, resume)
+    keras.utils.set_random_seed(config.run.seed)
+    if config.run.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    previous_policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(config.run.precision)
+    try:
+        return _train(config, run_dir, resume, strategy, chief, started, stream)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
+    c = config
+    inputs = resolve_inputs(c)
+    source = inputs.source
+    bad_report = run_dir / "bad_images.csv" if chief else None
+    bad = list(source.bad)
+    if c.data.on_bad_image == "error":  # decode everything now, so nothing fails later
+        bad += _scan_all(source, c.data.max_pixels)
+    print(apply_bad_image_policy(bad, c.data.on_bad_image, report=bad_report), file=stream)
+    if chief:
+        save_config(c, run_dir / "config.yaml")
+        save_class_map(run_dir / "class_map.json", source.class_names)
+
+    train_split = source.splits["train"]
+    batch = c.data.batch_size
+    steps = len(train_split) // batch
+    if steps == 0:
+        raise ValueError(
+            f"data.batch_size={batch} is larger than the training split ({len(train_split)} images)"
+        )
+    one_hot = bool(c.augment.mixup or c.augment.cutmix or c.optim.label_smoothing)
+    bad_log = BadImageLog()
+
+    with strategy.scope():
+        model = build_model(c, inputs)
+        optimizer = make_optimizer(
+            c.optim,
+            c.schedule,
+            batch_size=batch,
+            steps_per_epoch=steps,
+            variables=model.trainable_variables,
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=_loss(one_hot, c.optim.label_smoothing),
+            metrics=_metrics(one_hot, source.num_classes),
+            jit_compile=c.run.jit_compile,
+        )
+
+    checkpoints = Checkpoints(run_dir / "checkpoints", keep=c.run.keep_checkpoints)
+    state = {"epochs_done": 0, "step": 0, "history": [], "best": None, "train_seconds": 0.0}
+    if resume:
+        checkpoints.clean()
+        latest = checkpoints.latest()
+        if latest is not None:
+            state = Checkpoints.read_state(latest)
+            Checkpoints.restore(model, latest)
+            print(f"resumed from {latest}", file=stream)
+
+    def stream_from(first_epoch: int, epochs: int, skip: int) -> tf.data.Dataset:
+        ds = build_dataset(
+            train_split,
+            inputs.prep,
+            channels=inputs.channels,
+            batch_size=batch,
+            training=True,
+            augment=c.augment,
+            num_classes=source.num_classes,
+            seed=c.run.seed,
+            cache=c.data.cache,
+            bad_log=bad_log,
+            max_pixels=c.data.max_pixels,
+            drop_remainder=True,
+            epochs=epochs,
+            first_epoch=first_epoch,
+            skip_batches=skip,
+        )
+        return _distributable(_as_one_hot(ds, one_hot, source.num_classes))
+
+    def eval_data(split: ImageSet) -> tf.data.Dataset:
+        ds = build_dataset(
+            split,
+            inputs.prep,
+            channels=inputs.channels,
+            batch_size=batch,
+            cache=c.data.cache if split is source.splits.get("val") else None,
+            bad_log=bad_log,
+            max_pixels=c.data.max_pixels,
+        )
+        return _distributable(_as_one_hot(ds, one_hot, source.num_classes))
+
+    val = source.splits.get("val")
+    val_ds = eval_data(val) if val is not None and len(val) else None
+    epochs = c.schedule.epochs
+    with StopSignals() as signals:
+        recorder = RunRecorder(
+            run_dir,
+            checkpoints,
+            state,
+            steps_per_epoch=steps,
+            batch_size=batch,
+            monitor="val_accuracy" if val_ds is not None else None,
+            signals=signals,
+            write=chief,
+        )
+        guard, progress = NanGuard(steps, c.run.precision), Progress(epochs, steps, batch, stream)
+        offset_holders = [guard, progress, recorder]
+        callbacks = [guard, progress, recorder]
+        if c.optim.ema_decay is not None:
+            callbacks.insert(0, keras.callbacks.SwapEMAWeights())
+        if chief:
+            callbacks.append(
+                keras.callbacks.TensorBoard(
+                    str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
+                )
+            )
+        # A run stopped mid-epoch first finishes that epoch, then runs whole epochs.
+        first, skip = state["epochs_done"], state["step"]
+        segments = []
+        if skip and first < epochs:
+            segments.append((first, steps - skip, skip))
+            first += 1
+        if first < epochs:
+            segments.append((first, steps, 0))
+        for epoch, n_steps, skip in segments:
+            for holder in offset_holders:
+                holder.offset = skip
+            span = 1 if skip else epochs - epoch
+            model.fit(
+                stream_from(epoch, span, skip),
+                epochs=epoch + span,
+                initial_epoch=epoch,
+                steps_per_epoch=n_steps,
+                validation_data=val_ds,
+                callbacks=callbacks,
+                shuffle=False,  # the stream is already shuffled, per epoch
+                verbose=0,
+            )
+            if recorder.interrupted:
+                raise RunInterrupted(recorder.interrupted)
+
+    return _finish(
+        c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
+    )
+
+
+def _finish(c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream):
+    """EMA weights in, test evaluation, model.keras and summary.json."""
+    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+    if c.optim.ema_decay is not None:
+        optimizer.finalize_variable_values(model.trainable_variables)
+    test = {}
+    split = inputs.source.splits.get("test")
+    if split is not None and len(split):
+        results = model.evaluate(eval_data(split), verbose=0, return_dict=True)
+        test = {f"test_{k}": float(v) for k, v in results.items()}
+    history = state["history"]
+    summary = {
+        "model": c.model.name,
+        "data": c.data.source,
+        "run_dir": str(run_dir),
+        "epochs": len(history),
+        "best": state.get("best"),
+        "final": history[-1] if history else None,
+        **test,
+        "train_seconds": state["train_seconds"],
+        "session_wall_seconds": time.perf_counter() - started,
+        "images_per_second": float(np.median([r["images_per_second"] for r in history]))
+        if history
+        else None,
+        "versions": versions(),
+    }
+    if chief:
+        if bad_log.items:  # files that failed only at decode time
+            apply_bad_image_policy(bad + bad_log.items, "skip", report=run_dir / "bad_images.csv")
+        _save_model(model, run_dir / "model.keras")
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if test:
+        print(
+            f"test accuracy {test.get('test_accuracy', float('nan')):.4f}  "
+            f"(loss {test.get('test_loss', float('nan')):.4f})",
+            file=stream,
+        )
+    print(f"run directory: {run_dir}", file=stream)
+    return summary
+
+
+def versions() -> dict:
+    import resnetkit
+
+    return {
+        "resnetkit": resnetkit.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def _check_config(c: Config) -> None:
+    if c.run.precision not in PRECISIONS:
+        raise ValueError(
+            f"run.precision must be one of {', '.join(PRECISIONS)}; got {c.run.precision!r}"
+        )
+    if c.data.batch_size < 1:
+        raise ValueError(f"data.batch_size must be positive; got {c.data.batch_size}")
+    if c.schedule.epochs < 1:
+        raise ValueError(f"schedule.epochs must be positive; got {c.schedule.epochs}")
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool) -> None:
+    """Refuse to overwrite another run; fail now, not at the first save, if unwritable."""
+    if not resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise FileExistsError(
+            f"run directory {run_dir} already holds a run; resume it with "
+            f"`resnetkit train --resume {run_dir}` or choose another --run-dir"
+        )
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"\0" * 4096)
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"run directory {run_dir} is not writable: {e.strerror or e}") from e
+
+
+def resolve_inputs(c: Config) -> Inputs:
+    """Load the data and decide input size, channels and preprocessing."""
+    source = load_data(
+        c.data.source,
+        val_fraction=c.data.val_fraction,
+        seed=c.run.seed,
+        max_pixels=c.data.max_pixels,
+    )
+    source.validate()
+    train = source.splits["train"]
+    weights = c.model.weights
+    if weights is not None and weights in REGISTRY:
+        base = REGISTRY[weights].preprocessing
+        size, channels = base.crop_size, 3
+    elif train.arrays is not None:
+        size, channels = train.arrays.shape[1], train.arrays.shape[-1]
+        sample = train.arrays[:: max(1, len(train) // 10_000)].astype(np.float32) / 255.0
+        mean = sample.mean(axis=(0, 1, 2))
+        std = sample.std(axis=(0, 1, 2))
+        base = Preprocessing(
+            mean=tuple(float(m) for m in mean),
+            std=tuple(float(s) for s in std),
+            crop_size=size,
+            resize_size=size,
+        )
+    else:
+        base, size, channels = Preprocessing(), 224, 3
+    if c.model.input_size is not None:
+        if len(c.model.input_size) != 3 or c.model.input_size[0] != c.model.input_size[1]:
+            raise ValueError(
+                f"model.input_size must be [size, size, channels]; got {c.model.input_size}"
+            )
+        size, _, channels = c.model.input_size
+    resize = max(size, round(size * base.resize_size / base.crop_size))
+    prep = Preprocessing(**{**base.to_dict(), "crop_size": size, "resize_size": resize})
+    return Inputs(source, prep, (size, size, channels))
+
+
+def build_model(c: Config, inputs: Inputs) -> keras.Model:
+    from resnetkit.models import create_model
+    from resnetkit.models.variants import get_variant
+
+    has_shortcuts = get_variant(c.model.name).shortcut != "none"
+    return create_model(
+        c.model.name,
+        weights=c.model.weights,
+        num_classes=c.model.num_classes or inputs.source.num_classes,
+        input_shape=inputs.input_shape,
+        zero_init_residual=c.model.zero_init_residual and has_shortcuts,
+        drop_path_rate=c.model.drop_path_rate,
+        classifier_activation="softmax",
+        dtype=None if c.run.precision == "float32" else c.run.precision,
+        preprocessing=inputs.prep.to_dict(),
+    )
+
+
+def _scan_all(source: DataSource, max_pixels: int) -> list:
+    paths = [p for s in source.splits.values() if s.paths is not None for p in s.paths]
+    return scan_images(paths, max_pixels) if paths else []
+
+
+def _loss(one_hot: bool, label_smoothing: float):
+    if one_hot:
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy()
+
+
+def _metrics(one_hot: bool, num_classes: int) -> list:
+    if one_hot:
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        top5 = keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy")
+    else:
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        top5 = keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy")
+    return metrics + ([top5] if num_classes > 5 else [])
+
+
+def _as_one_hot(ds: tf.data.Dataset, one_hot: bool, num_classes: int) -> tf.data.Dataset:
+    if not one_hot or ds.element_spec[1].shape.rank == 2:
+        return ds
+    return ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+
+
+def _distributable(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Shard by element across workers (there are no input files to shard by)."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}-{uuid.uuid4().hex[:8]}.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
