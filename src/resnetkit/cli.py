@@ -189,6 +189,56 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_FLAGS = {  # flag → config key; each is a shortcut for --set key=value
+    "model": "model.name",
+    "weights": "model.weights",
+    "data": "data.source",
+    "epochs": "schedule.epochs",
+    "batch_size": "data.batch_size",
+    "lr": "optim.lr",
+    "seed": "run.seed",
+    "precision": "run.precision",
+    "strategy": "run.strategy",
+    "on_bad_image": "data.on_bad_image",
+}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from resnetkit.training.callbacks import RunInterrupted, TrainingDiverged
+    from resnetkit.training.checkpoint import CheckpointError
+    from resnetkit.training.config import load_config
+
+    if args.resume:
+        if args.config or args.set or any(getattr(args, f) is not None for f in TRAIN_FLAGS):
+            raise ValueError("--resume takes the run's own config.yaml; give no other options")
+        config, run_dir = None, args.resume
+    else:
+        overrides = [f"{key}={getattr(args, f)}" for f, key in TRAIN_FLAGS.items()]
+        overrides = [
+            o for o, f in zip(overrides, TRAIN_FLAGS, strict=True) if getattr(args, f) is not None
+        ]
+        if args.deterministic:
+            overrides.append("run.deterministic=true")
+        config = load_config(args.config, [*overrides, *(args.set or [])])
+        run_dir = args.run_dir
+    from resnetkit.training.train import train
+
+    try:
+        train(config, run_dir, resume=bool(args.resume))
+    except RunInterrupted as e:
+        where = args.resume or run_dir or "RUN_DIR"
+        print(
+            f"resnetkit train: stopped by {e}; checkpoint saved. "
+            f"Resume with: resnetkit train --resume {where}",
+            file=sys.stderr,
+        )
+        return 143 if "SIGTERM" in str(e) else 130
+    except (TrainingDiverged, CheckpointError, PermissionError) as e:
+        print(f"resnetkit train: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from resnetkit import __version__
 
@@ -232,6 +282,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-classes", type=int)
     p.add_argument("--input-size", nargs=3, type=int, metavar=("H", "W", "C"))
     p.set_defaults(func=_cmd_weights_import)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model from a config (or resume a run)",
+        description="Train per a YAML config (see configs/); flags and --set override it.",
+    )
+    p.add_argument("--config", help="YAML config file, e.g. configs/fashion_mnist_fast.yaml")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
+    )
+    p.add_argument("--model", help="zoo model name")
+    p.add_argument("--weights", help="registry name or weights file to start from")
+    p.add_argument("--data", help="data set name, image folder or .csv manifest")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate for batch 128 (scaled linearly)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"))
+    p.add_argument("--on-bad-image", choices=("skip", "error"))
+    p.add_argument("--deterministic", action="store_true", help="deterministic TensorFlow ops")
+    p.add_argument("--run-dir", help="new run directory (default: runs/MODEL-DATA-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.set_defaults(func=_cmd_train)
 
     data = sub.add_parser("data", help="data sets: inspect, export")
     dsub = data.add_subparsers(dest="data_command", required=True)

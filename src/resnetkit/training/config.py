@@ -121,6 +121,11 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
         return [_convert(args[0], v, f"{path}[{i}]") for i, v in enumerate(value)]
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if hint in (int, float, str, bool) and type(value) is hint:
         return value
     raise ValueError(f"{path}: expected {getattr(hint, '__name__', hint)}, got {value!r}")

@@ -1,7 +1,8 @@
 """tf.distribute strategies by name: ``auto``, ``one``, ``mirrored``, ``multiworker``.
 
 ``multiworker`` reads the cluster from ``TF_CONFIG`` (one JSON per process, as TensorFlow
-documents); worker 0 is the chief and the only one that writes the run directory.
+documents); worker 0 is the chief and the only one that writes the run directory. It is
+refused for now: Keras 3.15's ``fit`` fails under MultiWorkerMirroredStrategy.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -27,7 +29,14 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             json.loads(os.environ["TF_CONFIG"])
         except ValueError as e:
             raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Measured here: Keras 3.15's fit() fails under MultiWorkerMirroredStrategy (its
+        # symbolic build reduces an input batch across workers; its metric reduction asks
+        # for axis 0 of a scalar). Refuse clearly rather than crash after start-up.
+        raise ValueError(
+            "run.strategy=multiworker is not supported with Keras "
+            f"{keras.__version__}: its fit() fails under MultiWorkerMirroredStrategy; "
+            "use one machine (auto/one/mirrored)"
+        )
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()

@@ -194,7 +194,7 @@ def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
     val = source.splits.get("val")
     val_ds = eval_data(val) if val is not None and len(val) else None
     epochs = c.schedule.epochs
-    with StopSignals() as signals:
+    with StopSignals() as signals, strategy.scope():
         recorder = RunRecorder(
             run_dir,
             checkpoints,
@@ -240,6 +240,10 @@ def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
             )
             if recorder.interrupted:
                 raise RunInterrupted(recorder.interrupted)
+            if chief and epoch + span < epochs:
+                # fit() ends by copying the EMA weights into the model; the next segment
+                # must go on from the raw weights, which the checkpoint just saved holds.
+                Checkpoints.restore(model, checkpoints.latest())
 
     return _finish(
         c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
@@ -248,9 +252,7 @@ def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
 
 def _finish(c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream):
     """EMA weights in, test evaluation, model.keras and summary.json."""
-    optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-    if c.optim.ema_decay is not None:
-        optimizer.finalize_variable_values(model.trainable_variables)
+    # Keras' fit() has already copied the EMA weights (optim.ema_decay) into the model.
     test = {}
     split = inputs.source.splits.get("test")
     if split is not None and len(split):
