@@ -143,4 +143,3 @@ def test_cli_train_rejects_options_with_resume_and_bad_keys(tmp_path, capsys):
     assert "optim.lrr" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not a resnetkit run directory" in capsys.readouterr().err
-    assert main(["train", "--strategy", "multiworker", "--run-dir", str(tmp_path / "m")]) == 2

@@ -1,4 +1,4 @@
-"""``resnetkit train`` in real processes: killed at random moments, terminated, diverging.
+"""``resnetkit train`` in real processes: killed, terminated, diverging, multi-worker.
 
 The reference is one uninterrupted ``--deterministic`` run; every interrupted run must end
 with the same weights (within 1e-6), and no checkpoint on disk may ever be incomplete.
@@ -10,6 +10,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,3 +189,47 @@ def test_nan_loss_stops_with_the_step_and_keeps_checkpoints(reference):
     kept = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert "epoch-0002" in kept and "epoch-0003" not in kept
     _assert_checkpoints_complete(run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_workers_on_localhost_match_a_single_process(tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model: {name: resnet_tiny}\n"
+        "data: {source: digits, batch_size: 64, val_fraction: 0.2}\n"
+        "augment: {crop: none, flip: false}\n"
+        "optim: {lr: 0.4}\n"
+        "schedule: {name: cosine, epochs: 3}\n"
+    )
+    single = _run("--config", str(config), "--run-dir", str(tmp_path / "single"))
+    assert single.returncode == 0, single.stderr
+    cluster = {"worker": [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]}
+    procs = []
+    for index in range(2):
+        task = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        run = tmp_path / f"multi{index}"
+        cmd = _command("--config", str(config), "--run-dir", str(run), "--strategy", "multiworker")
+        procs.append(
+            subprocess.Popen(
+                cmd,
+                env={**_env(), "TF_CONFIG": json.dumps(task)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert not (tmp_path / "multi1").exists()  # only the chief writes a run directory
+    multi = json.loads((tmp_path / "multi0" / "summary.json").read_text())
+    alone = json.loads((tmp_path / "single" / "summary.json").read_text())
+    assert multi["epochs"] == alone["epochs"] == 3
+    # Same global batch (two workers × 32); BatchNorm normalizes over 32 images per worker
+    # instead of 64, so the runs are close, not identical.
+    assert multi["final"]["loss"] == pytest.approx(alone["final"]["loss"], rel=0.1)
+    assert multi["test_accuracy"] == pytest.approx(alone["test_accuracy"], abs=0.08)

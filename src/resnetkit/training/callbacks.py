@@ -108,7 +108,6 @@ class RunRecorder(keras.callbacks.Callback):
         batch_size: int,
         monitor: str | None,
         signals: StopSignals | None = None,
-        write: bool = True,
     ):
         super().__init__()
         self.run_dir = run_dir
@@ -118,7 +117,6 @@ class RunRecorder(keras.callbacks.Callback):
         self.batch_size = batch_size
         self.monitor = monitor
         self.signals = signals
-        self.write = write  # False on non-chief workers of a multi-worker run
         self.offset = 0  # steps of the current epoch done before this fit() call
         self.interrupted: str | None = None
 
@@ -170,8 +168,6 @@ class RunRecorder(keras.callbacks.Callback):
 
     def _save(self, position: dict, best: bool = False) -> None:
         self.state.update(position)
-        if not self.write:
-            return
         self.checkpoints.save(self.model, self.state)
         if best:
             self.checkpoints.save(self.model, self.state, best=True)

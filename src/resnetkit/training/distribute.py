@@ -1,8 +1,12 @@
 """tf.distribute strategies by name: ``auto``, ``one``, ``mirrored``, ``multiworker``.
 
 ``multiworker`` reads the cluster from ``TF_CONFIG`` (one JSON per process, as TensorFlow
-documents); worker 0 is the chief and the only one that writes the run directory. It is
-refused for now: Keras 3.15's ``fit`` fails under MultiWorkerMirroredStrategy.
+documents); worker 0 is the chief and the only one that writes the run directory.
+
+Keras 3's ``fit`` has two faults under MultiWorkerMirroredStrategy (tensorflow#72388), both
+worked around here and nowhere else: it reduces each scalar log over ``axis=0`` (an error), and
+it builds a strategy-scoped model from an input batch reduced across workers (an error). The
+first is fixed by averaging scalar logs across workers; the second by ``unscoped_build``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 
-import keras
 import tensorflow as tf
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -29,14 +32,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
             json.loads(os.environ["TF_CONFIG"])
         except ValueError as e:
             raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
-        # Measured here: Keras 3.15's fit() fails under MultiWorkerMirroredStrategy (its
-        # symbolic build reduces an input batch across workers; its metric reduction asks
-        # for axis 0 of a scalar). Refuse clearly rather than crash after start-up.
-        raise ValueError(
-            "run.strategy=multiworker is not supported with Keras "
-            f"{keras.__version__}: its fit() fails under MultiWorkerMirroredStrategy; "
-            "use one machine (auto/one/mirrored)"
-        )
+        _patch_keras_multi_worker_logs()
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored" or (name == "auto" and len(gpus) > 1):
         return tf.distribute.MirroredStrategy()
@@ -54,3 +51,39 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         and resolver.task_id == 0
         and "chief" not in resolver.cluster_spec().as_dict()
     )
+
+
+def _patch_keras_multi_worker_logs() -> None:
+    """Average scalar logs across workers instead of Keras' failing ``axis=0`` reduction."""
+    from keras.src.backend.tensorflow import trainer
+
+    original = trainer.reduce_per_replica
+    if getattr(original, "_resnetkit", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or reduction not in (
+            "auto",
+            "mean",
+        ):
+            return original(values, strategy, reduction)
+
+        def mean(v):
+            if isinstance(v, tf.distribute.DistributedValues):
+                return strategy.reduce("MEAN", v, axis=None)
+            return v
+
+        return tf.nest.map_structure(mean, values)
+
+    reduce_per_replica._resnetkit = True
+    trainer.reduce_per_replica = reduce_per_replica
+
+
+def unscoped_build(model, strategy: tf.distribute.Strategy) -> None:
+    """Let a multi-worker model build while ``fit`` traces, inside ``strategy.scope()``.
+
+    Keras' eager symbolic build reduces an input batch across workers and fails; without a
+    recorded strategy, ``fit`` takes the one of the enclosing scope instead.
+    """
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        model._distribute_strategy = None

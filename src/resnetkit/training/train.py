@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ from resnetkit.training.callbacks import (
 )
 from resnetkit.training.checkpoint import Checkpoints
 from resnetkit.training.config import Config, load_config, save_config
-from resnetkit.training.distribute import is_chief, make_strategy
+from resnetkit.training.distribute import is_chief, make_strategy, unscoped_build
 from resnetkit.training.optim import make_optimizer
 from resnetkit.weights.specs import REGISTRY, Preprocessing
 
@@ -96,32 +98,37 @@ def train(
     _check_config(config)
 
     strategy = make_strategy(config.run.strategy)  # first: multi-worker set-up precedes all ops
+    # Every worker runs the same code, saves included (reading synchronized variables is a
+    # collective op); only the chief writes into run_dir, the others into a temporary folder.
     chief = is_chief(strategy)
-    if chief:
-        _prepare_run_dir(run_dir, resume)
+    out_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="resnetkit-worker-"))
+    _prepare_run_dir(out_dir, resume and chief)
     keras.utils.set_random_seed(config.run.seed)
     if config.run.deterministic:
         tf.config.experimental.enable_op_determinism()
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.run.precision)
     try:
-        return _train(config, run_dir, resume, strategy, chief, started, stream)
+        return _train(config, run_dir, out_dir, resume, strategy, chief, started, stream)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+        if not chief:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
+def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -> dict:
     c = config
     inputs = resolve_inputs(c)
     source = inputs.source
-    bad_report = run_dir / "bad_images.csv" if chief else None
     bad = list(source.bad)
     if c.data.on_bad_image == "error":  # decode everything now, so nothing fails later
         bad += _scan_all(source, c.data.max_pixels)
-    print(apply_bad_image_policy(bad, c.data.on_bad_image, report=bad_report), file=stream)
-    if chief:
-        save_config(c, run_dir / "config.yaml")
-        save_class_map(run_dir / "class_map.json", source.class_names)
+    print(
+        apply_bad_image_policy(bad, c.data.on_bad_image, report=out_dir / "bad_images.csv"),
+        file=stream,
+    )
+    save_config(c, out_dir / "config.yaml")
+    save_class_map(out_dir / "class_map.json", source.class_names)
 
     train_split = source.splits["train"]
     batch = c.data.batch_size
@@ -149,11 +156,12 @@ def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
             jit_compile=c.run.jit_compile,
         )
 
-    checkpoints = Checkpoints(run_dir / "checkpoints", keep=c.run.keep_checkpoints)
+    unscoped_build(model, strategy)  # fit() and evaluate() run inside the scope below
+    checkpoints = Checkpoints(out_dir / "checkpoints", keep=c.run.keep_checkpoints)
     state = {"epochs_done": 0, "step": 0, "history": [], "best": None, "train_seconds": 0.0}
     if resume:
         checkpoints.clean()
-        latest = checkpoints.latest()
+        latest = Checkpoints(run_dir / "checkpoints").latest()  # the chief's, for every worker
         if latest is not None:
             state = Checkpoints.read_state(latest)
             Checkpoints.restore(model, latest)
@@ -196,26 +204,24 @@ def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
     epochs = c.schedule.epochs
     with StopSignals() as signals, strategy.scope():
         recorder = RunRecorder(
-            run_dir,
+            out_dir,
             checkpoints,
             state,
             steps_per_epoch=steps,
             batch_size=batch,
             monitor="val_accuracy" if val_ds is not None else None,
             signals=signals,
-            write=chief,
         )
         guard, progress = NanGuard(steps, c.run.precision), Progress(epochs, steps, batch, stream)
         offset_holders = [guard, progress, recorder]
         callbacks = [guard, progress, recorder]
         if c.optim.ema_decay is not None:
             callbacks.insert(0, keras.callbacks.SwapEMAWeights())
-        if chief:
-            callbacks.append(
-                keras.callbacks.TensorBoard(
-                    str(run_dir / "tensorboard"), write_graph=False, profile_batch=0
-                )
+        callbacks.append(
+            keras.callbacks.TensorBoard(
+                str(out_dir / "tensorboard"), write_graph=False, profile_batch=0
             )
+        )
         # A run stopped mid-epoch first finishes that epoch, then runs whole epochs.
         first, skip = state["epochs_done"], state["step"]
         segments = []
@@ -240,17 +246,19 @@ def _train(config, run_dir, resume, strategy, chief, started, stream) -> dict:
             )
             if recorder.interrupted:
                 raise RunInterrupted(recorder.interrupted)
-            if chief and epoch + span < epochs:
+            if epoch + span < epochs:
                 # fit() ends by copying the EMA weights into the model; the next segment
                 # must go on from the raw weights, which the checkpoint just saved holds.
                 Checkpoints.restore(model, checkpoints.latest())
 
     return _finish(
-        c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
+        c, run_dir, out_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
     )
 
 
-def _finish(c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream):
+def _finish(
+    c, run_dir, out_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
+):
     """EMA weights in, test evaluation, model.keras and summary.json."""
     # Keras' fit() has already copied the EMA weights (optim.ema_decay) into the model.
     test = {}
@@ -274,11 +282,12 @@ def _finish(c, run_dir, model, inputs, state, eval_data, bad_log, bad, chief, st
         else None,
         "versions": versions(),
     }
-    if chief:
-        if bad_log.items:  # files that failed only at decode time
-            apply_bad_image_policy(bad + bad_log.items, "skip", report=run_dir / "bad_images.csv")
-        _save_model(model, run_dir / "model.keras")
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if bad_log.items:  # files that failed only at decode time
+        apply_bad_image_policy(bad + bad_log.items, "skip", report=out_dir / "bad_images.csv")
+    _save_model(model, out_dir / "model.keras")
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if not chief:
+        return summary
     if test:
         print(
             f"test accuracy {test.get('test_accuracy', float('nan')):.4f}  "
