@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 CONFIG = """
-model: {name: resnet_tiny}
+model: {name: resnet_tiny, drop_path_rate: 0.1}
 data: {source: digits, batch_size: 32, val_fraction: 0.2}
 augment: {crop: pad, pad: 1, flip: false, erasing: 0.25}
 optim: {lr: 0.4, ema_decay: 0.9, label_smoothing: 0.1}
@@ -57,7 +57,13 @@ def _weights(path: Path) -> dict[str, np.ndarray]:
 
 def _weights_h5(f) -> dict[str, np.ndarray]:
     out = {}
-    f.visititems(lambda name, obj: out.setdefault(name, obj[()]) if hasattr(obj, "shape") else None)
+
+    def collect(name, obj):  # returns None: visititems stops at the first non-None result
+        if isinstance(obj, h5py.Dataset):
+            out[name] = obj[()]
+
+    f.visititems(collect)
+    assert len(out) > 10
     return out
 
 

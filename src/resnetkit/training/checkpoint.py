@@ -2,7 +2,8 @@
 
     checkpoints/epoch-0003/              the state after 3 epochs
         model.weights.h5                 model and optimizer variables (EMA included), Keras' format
-        state.json                       epochs done, steps into the next, metrics history, ...
+        state.json                       epochs done, steps into the next, metrics history,
+                                         random-seed states (not in Keras' weight files)
     checkpoints/epoch-0004-step-000120/  written on SIGTERM/SIGINT, 120 steps into epoch 4
     checkpoints/best-epoch-0002/         the best by the monitored metric
 
@@ -22,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import keras
+import numpy as np
 
 NAME = re.compile(r"^(best-)?epoch-(\d{4,})(?:-step-(\d{6,}))?$")
 
@@ -85,6 +87,7 @@ class Checkpoints:
         try:
             tmp.mkdir(parents=True)
             model.save_weights(tmp / "model.weights.h5")
+            state = {**state, "seed_states": seed_states(model)}
             (tmp / "state.json").write_text(json.dumps(state, indent=1))
             for f in tmp.iterdir():
                 _fsync(f)
@@ -115,10 +118,31 @@ class Checkpoints:
 
     @staticmethod
     def restore(model: keras.Model, path: Path) -> None:
-        """Load model and optimizer variables saved by ``save``."""
+        """Load model and optimizer variables and random-seed states saved by ``save``."""
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(path / "model.weights.h5")
+        saved = Checkpoints.read_state(path).get("seed_states", [])
+        variables = _seed_variables(model)
+        if len(saved) != len(variables):
+            raise ValueError(
+                f"{path}: {len(saved)} random-seed states saved, the model has {len(variables)}"
+            )
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _seed_variables(model: keras.Model) -> list:
+    """The states of the model's random-seed generators (dropout, stochastic depth).
+
+    Keras' weight files leave them out; without them a resumed run would draw other
+    dropout masks than an uninterrupted one.
+    """
+    return [v for v in model.variables if "seed_generator" in v.path]
+
+
+def seed_states(model: keras.Model) -> list[list[int]]:
+    return [np.asarray(keras.ops.convert_to_numpy(v)).tolist() for v in _seed_variables(model)]
 
 
 def _fsync(path: Path) -> None:
