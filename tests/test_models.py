@@ -215,3 +215,31 @@ def test_fill_weights_helper_is_deterministic(name):
     fill_weights(b)
     for wa, wb in zip(a.weights, b.weights, strict=True):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_batchnorm_trains_like_keras(dtype):
+    """Our BatchNormalization (fused kernel in training) matches Keras' layer."""
+    import tensorflow as tf
+
+    from resnetkit.models.layers import BatchNormalization
+
+    x = tf.constant(np.random.default_rng(0).normal(2.0, 3.0, (8, 5, 5, 6)), tf.float32)
+    ours = BatchNormalization(momentum=0.9, epsilon=1e-3, dtype=dtype)
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-3, dtype=dtype)
+    results = []
+    for layer in (ours, keras_bn):
+        layer.build(x.shape)
+        layer.gamma.assign(np.linspace(0.5, 1.5, 6))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=True)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * np.arange(6, dtype=np.float32))
+        grads = tape.gradient(loss, [x, layer.gamma, layer.beta])
+        results.append([y, *grads, layer.moving_mean, layer.moving_variance])
+    tol = 1e-4 if dtype == "float32" else 5e-2
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(
+            np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=tol, atol=tol
+        )
+    np.testing.assert_allclose(ours(x, training=False), keras_bn(x, training=False), atol=1e-6)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from resnetkit.models.layers import TorchMaxPool2D
+from resnetkit.models.layers import BatchNormalization, TorchMaxPool2D
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,7 @@ class LayerFactory:
         )(x)
 
     def bn(self, x, *, name: str | None, zero_init: bool = False):
-        return keras.layers.BatchNormalization(
+        return BatchNormalization(
             epsilon=self.layout.bn_epsilon,
             momentum=self.layout.bn_momentum,
             gamma_initializer="zeros" if zero_init else "ones",
