@@ -16,15 +16,15 @@ Results go to benchmarks/results/pipeline.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import hardware, versions
 
 BATCH = 64
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -120,37 +120,6 @@ def one_run(peer: str, root: Path) -> dict:
     n = runner(root)
     seconds = time.perf_counter() - start
     return {"images": n, "seconds": seconds, "images_per_second": n / seconds}
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "resnetkit",
-        "tensorflow-cpu",
-        "tensorflow",
-        "keras",
-        "torch",
-        "torchvision",
-        "pillow",
-        "numpy",
-    ):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[pkg] = md.version(pkg)
-    return out
-
-
-def hardware() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
 
 
 def main() -> int:

@@ -143,3 +143,24 @@ def test_cli_train_rejects_options_with_resume_and_bad_keys(tmp_path, capsys):
     assert "optim.lrr" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
     assert "not a resnetkit run directory" in capsys.readouterr().err
+
+
+def test_predict_dataset_with_and_without_flip_tta():
+    import tensorflow as tf
+
+    from resnetkit.evaluate import predict_dataset, tta_metrics
+    from resnetkit.models import create_model
+
+    model = create_model("resnet_tiny", input_shape=(8, 8, 1), classifier_activation="softmax")
+    x = np.random.default_rng(0).normal(size=(10, 8, 8, 1)).astype(np.float32)
+    y = np.arange(10) % 10
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    probs, labels = predict_dataset(model, ds)
+    np.testing.assert_allclose(probs, model.predict(x, verbose=0), atol=1e-5)
+    np.testing.assert_array_equal(labels, y)
+    flipped, _ = predict_dataset(model, ds, tta=True)
+    mirror = model.predict(x[:, :, ::-1], verbose=0)
+    np.testing.assert_allclose(flipped, (probs + mirror) / 2, atol=1e-5)
+    metrics = tta_metrics(np.eye(10)[y] * 0.9 + 0.01, y)
+    assert metrics["accuracy"] == 1.0 and metrics["top5_accuracy"] == 1.0
+    assert metrics["loss"] == pytest.approx(-np.log(0.91), rel=1e-5)

@@ -26,7 +26,7 @@ data: {source: digits, batch_size: 32, val_fraction: 0.2}
 augment: {crop: pad, pad: 1, flip: false, erasing: 0.25}
 optim: {lr: 0.4, ema_decay: 0.9, label_smoothing: 0.1}
 schedule: {name: onecycle, epochs: 16}
-run: {deterministic: true, keep_checkpoints: 2}
+run: {deterministic: true, keep_checkpoints: 2, tta: true}
 """
 
 
@@ -102,6 +102,7 @@ def test_uninterrupted_run_writes_a_complete_run_directory(reference):
     assert [r["epoch"] for r in history] == list(range(1, 17))
     summary = json.loads((run / "summary.json").read_text())
     assert summary["epochs"] == 16 and summary["test_accuracy"] > 0.5
+    assert summary["test_accuracy_no_tta"] > 0.5  # run.tta: both figures are reported
     assert summary["images_per_second"] > 0 and summary["train_seconds"] > 0
     names = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert len([n for n in names if n.startswith("epoch-")]) == 2  # keep_checkpoints

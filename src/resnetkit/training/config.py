@@ -73,6 +73,7 @@ class RunConfig:
     precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16"
     strategy: str = "auto"  # "auto", "one", "mirrored", "multiworker"
     keep_checkpoints: int = 3
+    tta: bool = False  # final test metrics with horizontal-flip test-time augmentation
     jit_compile: bool = False  # XLA; measured slower than oneDNN for these convnets on CPU
 
 

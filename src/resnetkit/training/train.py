@@ -266,6 +266,12 @@ def _finish(
     if split is not None and len(split):
         results = model.evaluate(eval_data(split), verbose=0, return_dict=True)
         test = {f"test_{k}": float(v) for k, v in results.items()}
+        if c.run.tta:
+            from resnetkit.evaluate import predict_dataset, tta_metrics
+
+            plain = {f"{k}_no_tta": v for k, v in test.items()}
+            flipped = tta_metrics(*predict_dataset(model, eval_data(split), tta=True))
+            test = {**{f"test_{k}": v for k, v in flipped.items()}, **plain}
     history = state["history"]
     summary = {
         "model": c.model.name,
@@ -430,9 +436,13 @@ def _distributable(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def _save_model(model: keras.Model, path: Path) -> None:
+    """The trained network alone (no optimizer or loss): it loads wherever resnetkit is
+    installed, without the training code's schedules."""
+    plain = type(model).from_config(model.get_config())
+    plain.set_weights(model.get_weights())
     tmp = path.with_name(f".{path.stem}-{uuid.uuid4().hex[:8]}.keras")
     try:
-        model.save(tmp)
+        plain.save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
