@@ -356,3 +356,30 @@ def test_cifar_archive_is_read_without_trusting_its_pickles(tmp_path, monkeypatc
     assert not (tmp_path / "PWNED").exists()
     with pytest.raises(ValueError, match="md5"):
         standard.load_cifar("cifar10", tmp_path / "c10.tar.gz")  # checksum of another file
+
+
+def test_whole_batch_pad_crop_and_flip_are_real_crops_and_flips():
+    """In-memory images take the vectorized path: every output is a pad-crop (+flip) of one
+    input image, and the crops vary."""
+    x = np.random.default_rng(3).integers(1, 255, (16, 6, 6, 1), np.uint8)
+    images = from_arrays("x", ["a", "b"], (x, np.arange(16) % 2), val_fraction=0).splits["train"]
+    identity = Preprocessing(mean=(0.0,), std=(1 / 255,), crop_size=6, resize_size=6)
+    augment = Augment(crop="pad", pad=1, flip=True)
+    ds = build_dataset(
+        images, identity, channels=1, batch_size=8, training=True, augment=augment, seed=4
+    )
+    candidates = []
+    for image in x.astype(np.float32):
+        padded = np.pad(image, ((1, 1), (1, 1), (0, 0)))
+        for dy in range(3):
+            for dx in range(3):
+                crop = padded[dy : dy + 6, dx : dx + 6]
+                candidates += [crop, crop[:, ::-1]]
+    candidates = np.stack(candidates)
+    seen = set()
+    for batch, _ in ds:
+        for out in batch.numpy():
+            matches = np.flatnonzero(np.all(np.abs(candidates - out) < 1e-3, axis=(1, 2, 3)))
+            assert len(matches) >= 1
+            seen.add(int(matches[0]) % 18)
+    assert len(seen) > 4  # several different offsets/flips were drawn

@@ -164,3 +164,34 @@ def test_predict_dataset_with_and_without_flip_tta():
     metrics = tta_metrics(np.eye(10)[y] * 0.9 + 0.01, y)
     assert metrics["accuracy"] == 1.0 and metrics["top5_accuracy"] == 1.0
     assert metrics["loss"] == pytest.approx(-np.log(0.91), rel=1e-5)
+
+
+def test_train_on_a_broken_folder_skips_and_lists_bad_files(broken, tmp_path, capsys):
+    import csv
+    import shutil
+
+    from helpers import LIMIT
+
+    from resnetkit.cli import main
+
+    root, _ = broken
+    shutil.rmtree(root / "empty_class")
+    common = [
+        "train", "--model", "resnet_tiny", "--data", str(root), "--epochs", "1",
+        "--batch-size", "4", "--set", "model.input_size=[16, 16, 3]",
+        "--set", f"data.max_pixels={LIMIT}", "--set", "data.val_fraction=0",
+    ]  # fmt: skip
+    assert main([*common, "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "bad images: 5 skipped" in out  # found by the header check, before training
+    assert "bad images: 1 more found while decoding" in out  # the truncated JPEG
+    with open(tmp_path / "run" / "bad_images.csv", encoding="utf8", errors="surrogateescape") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["path", "reason"] and len(rows) == 7
+    assert (tmp_path / "run" / "model.keras").is_file()
+
+    strict = tmp_path / "strict"
+    assert main([*common, "--on-bad-image", "error", "--run-dir", str(strict)]) == 2
+    err = capsys.readouterr().err
+    assert "6 bad image file(s)" in err and "truncated.png" in err and "zero.jpg" in err
+    assert not strict.exists()  # nothing was started, nothing is left behind

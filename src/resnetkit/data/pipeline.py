@@ -216,6 +216,13 @@ def build_dataset(
 
     size = len(labels)
     layers, mixer = _batch_layers(augment, seed) if batch_level else ([], None)
+    # In-memory images already at the crop size need only pad-crop and flips, which are
+    # applied to whole batches (vectorized); per-image maps cost 15% of a ResNet-20 step here.
+    whole_batches = (
+        images.arrays is not None
+        and augment.crop in ("pad", "none")
+        and tuple(images.arrays.shape[1:3]) == (prep.crop_size, prep.crop_size)
+    )
 
     def one_epoch(epoch: int) -> tf.data.Dataset:
         epoch_seed = tf.constant([seed, epoch], tf.int64)
@@ -223,15 +230,26 @@ def build_dataset(
         if not cached:
             data = decode(data)
         image_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
+        if whole_batches:  # same crops and flips, drawn and applied per batch: cheaper
 
-        def geometry(i, example):
-            s = tf.random.experimental.stateless_fold_in(image_seeds, i)
-            return _train_geometry(*example, s, prep, augment, cropped)
+            def geometry(b, batch):
+                s = tf.random.experimental.stateless_fold_in(image_seeds, b)
+                return _batch_pad_crop_flip(batch[0], s, augment), batch[1]
 
-        data = data.enumerate().map(geometry, num_parallel_calls=autotune)
-        if not batch_level:
-            data = data.map(normalized, num_parallel_calls=autotune)
-        data = data.batch(batch_size, drop_remainder=drop_remainder)
+            data = data.batch(batch_size, drop_remainder=drop_remainder)
+            data = data.enumerate().map(geometry, num_parallel_calls=autotune)
+            if not batch_level:
+                data = data.map(normalized, num_parallel_calls=autotune)
+        else:
+
+            def geometry(i, example):
+                s = tf.random.experimental.stateless_fold_in(image_seeds, i)
+                return _train_geometry(*example, s, prep, augment, cropped)
+
+            data = data.enumerate().map(geometry, num_parallel_calls=autotune)
+            if not batch_level:
+                data = data.map(normalized, num_parallel_calls=autotune)
+            data = data.batch(batch_size, drop_remainder=drop_remainder)
         if batch_level:
             batch_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
 
@@ -311,9 +329,17 @@ def _file_decoder(images, prep, channels, training, augment, bad_log, max_pixels
 
     def decode(ds: tf.data.Dataset) -> tf.data.Dataset:
         ds = ds.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors(log_warning=True)
-        return ds.filter(lambda image, label, ok: ok).map(lambda image, label, ok: (image, label))
+        return ds.filter(_decoded_ok).map(_without_flag)
 
     return decode, fixed
+
+
+def _decoded_ok(image, label, ok):
+    return ok
+
+
+def _without_flag(image, label, ok):
+    return image, label
 
 
 def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
@@ -343,6 +369,24 @@ def _train_geometry(image, label, s, prep, augment: Augment, cropped: bool):
     if augment.flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=s[2])
     return image, label
+
+
+def _batch_pad_crop_flip(x: tf.Tensor, s, augment: Augment) -> tf.Tensor:
+    """Per-image pad-and-crop offsets and flips for a whole batch, from one seed pair."""
+    s = tf.random.experimental.stateless_split(s, 2)
+    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    if augment.crop == "pad" and augment.pad:
+        p = augment.pad
+        x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+        offsets = tf.random.stateless_uniform([n, 2], seed=s[0], maxval=2 * p + 1, dtype=tf.int32)
+        rows = offsets[:, :1] + tf.range(h)[None]
+        cols = offsets[:, 1:] + tf.range(w)[None]
+        x = tf.gather(x, rows, axis=1, batch_dims=1)
+        x = tf.gather(x, cols, axis=2, batch_dims=1)
+    if augment.flip:
+        flip = tf.random.stateless_uniform([n], seed=s[1]) < 0.5
+        x = tf.where(flip[:, None, None, None], tf.reverse(x, [2]), x)
+    return x
 
 
 def _batch_layers(augment: Augment, seed: int):

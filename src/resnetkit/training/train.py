@@ -102,6 +102,7 @@ def train(
     # collective op); only the chief writes into run_dir, the others into a temporary folder.
     chief = is_chief(strategy)
     out_dir = run_dir if chief else Path(tempfile.mkdtemp(prefix="resnetkit-worker-"))
+    created = not out_dir.exists()
     _prepare_run_dir(out_dir, resume and chief)
     keras.utils.set_random_seed(config.run.seed)
     if config.run.deterministic:
@@ -110,6 +111,10 @@ def train(
     keras.config.set_dtype_policy(config.run.precision)
     try:
         return _train(config, run_dir, out_dir, resume, strategy, chief, started, stream)
+    except BaseException:
+        if created and not (out_dir / "config.yaml").exists():  # failed before it began
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     finally:
         keras.config.set_dtype_policy(previous_policy)
         if not chief:
@@ -288,8 +293,11 @@ def _finish(
         else None,
         "versions": versions(),
     }
-    if bad_log.items:  # files that failed only at decode time
-        apply_bad_image_policy(bad + bad_log.items, "skip", report=out_dir / "bad_images.csv")
+    late = [b for b in bad_log.items if b.path not in {x.path for x in bad}]
+    if late:  # files whose damage only decoding showed
+        report = out_dir / "bad_images.csv"
+        apply_bad_image_policy(bad + late, "skip", report=report)
+        print(f"bad images: {len(late)} more found while decoding; listed in {report}", file=stream)
     _save_model(model, out_dir / "model.keras")
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     if not chief:
