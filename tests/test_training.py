@@ -163,7 +163,7 @@ def test_predict_dataset_with_and_without_flip_tta():
     np.testing.assert_allclose(flipped, (probs + mirror) / 2, atol=1e-5)
     metrics = tta_metrics(np.eye(10)[y] * 0.9 + 0.01, y)
     assert metrics["accuracy"] == 1.0 and metrics["top5_accuracy"] == 1.0
-    assert metrics["loss"] == pytest.approx(-np.log(0.91), rel=1e-5)
+    assert metrics["nll"] == pytest.approx(-np.log(0.91), rel=1e-5)
 
 
 def test_train_on_a_broken_folder_skips_and_lists_bad_files(broken, tmp_path, capsys):

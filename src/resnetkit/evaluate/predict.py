@@ -33,12 +33,13 @@ def predict_dataset(
 
 
 def tta_metrics(probs: np.ndarray, labels: np.ndarray) -> dict:
-    """Top-1, top-5 (with at least 6 classes) and cross-entropy of probabilities."""
+    """Top-1, top-5 (with at least 6 classes) and negative log-likelihood (``nll``: plain
+    cross-entropy, without the label smoothing a training loss may include)."""
     n = len(labels)
     picked = np.clip(probs[np.arange(n), labels], 1e-7, 1.0)
     out = {
         "accuracy": float(np.mean(probs.argmax(-1) == labels)),
-        "loss": float(-np.mean(np.log(picked))),
+        "nll": float(-np.mean(np.log(picked))),
     }
     if probs.shape[-1] > 5:
         top5 = np.argsort(-probs, axis=-1)[:, :5]

@@ -304,8 +304,8 @@ def _finish(
         return summary
     if test:
         print(
-            f"test accuracy {test.get('test_accuracy', float('nan')):.4f}  "
-            f"(loss {test.get('test_loss', float('nan')):.4f})",
+            f"test accuracy {test['test_accuracy']:.4f}"
+            + (f" (flip TTA; {test['test_accuracy_no_tta']:.4f} without)" if c.run.tta else ""),
             file=stream,
         )
     print(f"run directory: {run_dir}", file=stream)
