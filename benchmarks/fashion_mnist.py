@@ -66,6 +66,9 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.94)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    args.config = args.config.resolve()
+    if not args.config.is_file():
+        parser.error(f"--config {args.config}: no such file")
     out = args.out or ROOT / "benchmarks/results" / f"fashion_mnist-{args.config.stem}.json"
     runs = []
     with tempfile.TemporaryDirectory(prefix="resnetkit-bench-") as tmp:
@@ -81,7 +84,9 @@ def main() -> int:
     wall = statistics.median(r["wall_seconds"] for r in runs)
     report = {
         "benchmark": "fashion-mnist training",
-        "config": str(args.config.relative_to(ROOT)),
+        "config": str(args.config.relative_to(ROOT))
+        if args.config.is_relative_to(ROOT)
+        else str(args.config),
         "config_text": args.config.read_text(),
         "median_test_accuracy": accuracy,
         "median_wall_seconds": wall,
