@@ -172,19 +172,24 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
             Checkpoints.restore(model, latest)
             print(f"resumed from {latest}", file=stream)
 
+    # One call for training and evaluation data alike: the preprocessing cannot drift.
+    common = {
+        "channels": inputs.channels,
+        "batch_size": batch,
+        "bad_log": bad_log,
+        "max_pixels": c.data.max_pixels,
+    }
+
     def stream_from(first_epoch: int, epochs: int, skip: int) -> tf.data.Dataset:
         ds = build_dataset(
             train_split,
             inputs.prep,
-            channels=inputs.channels,
-            batch_size=batch,
+            **common,
             training=True,
             augment=c.augment,
             num_classes=source.num_classes,
             seed=c.run.seed,
             cache=c.data.cache,
-            bad_log=bad_log,
-            max_pixels=c.data.max_pixels,
             drop_remainder=True,
             epochs=epochs,
             first_epoch=first_epoch,
@@ -196,11 +201,8 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
         ds = build_dataset(
             split,
             inputs.prep,
-            channels=inputs.channels,
-            batch_size=batch,
+            **common,
             cache=c.data.cache if split is source.splits.get("val") else None,
-            bad_log=bad_log,
-            max_pixels=c.data.max_pixels,
         )
         return _distributable(_as_one_hot(ds, one_hot, source.num_classes))
 
@@ -218,15 +220,14 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
             signals=signals,
         )
         guard, progress = NanGuard(steps, c.run.precision), Progress(epochs, steps, batch, stream)
-        offset_holders = [guard, progress, recorder]
-        callbacks = [guard, progress, recorder]
-        if c.optim.ema_decay is not None:
-            callbacks.insert(0, keras.callbacks.SwapEMAWeights())
-        callbacks.append(
+        positioned = [guard, progress, recorder]  # they need the step offset of a resume
+        callbacks = [
+            *([keras.callbacks.SwapEMAWeights()] if c.optim.ema_decay is not None else []),
+            *positioned,
             keras.callbacks.TensorBoard(
                 str(out_dir / "tensorboard"), write_graph=False, profile_batch=0
-            )
-        )
+            ),
+        ]
         # A run stopped mid-epoch first finishes that epoch, then runs whole epochs.
         first, skip = state["epochs_done"], state["step"]
         segments = []
@@ -236,8 +237,8 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
         if first < epochs:
             segments.append((first, steps, 0))
         for epoch, n_steps, skip in segments:
-            for holder in offset_holders:
-                holder.offset = skip
+            for callback in positioned:
+                callback.offset = skip
             span = 1 if skip else epochs - epoch
             model.fit(
                 stream_from(epoch, span, skip),
@@ -256,16 +257,29 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
                 # must go on from the raw weights, which the checkpoint just saved holds.
                 Checkpoints.restore(model, checkpoints.latest())
 
-    return _finish(
-        c, run_dir, out_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
-    )
+        return _finish(
+            c,
+            run_dir,
+            out_dir,
+            model,
+            inputs,
+            state,
+            eval_data,
+            bad_log,
+            bad,
+            chief,
+            started,
+            stream,
+        )
 
 
 def _finish(
     c, run_dir, out_dir, model, inputs, state, eval_data, bad_log, bad, chief, started, stream
 ):
-    """EMA weights in, test evaluation, model.keras and summary.json."""
-    # Keras' fit() has already copied the EMA weights (optim.ema_decay) into the model.
+    """Test evaluation, model.keras and summary.json.
+
+    Keras' fit() has already copied the EMA weights (optim.ema_decay) into the model.
+    """
     test = {}
     split = inputs.source.splits.get("test")
     if split is not None and len(split):
