@@ -120,9 +120,6 @@ class RunRecorder(keras.callbacks.Callback):
         self.offset = 0  # steps of the current epoch done before this fit() call
         self.interrupted: str | None = None
 
-    def _elapsed(self) -> float:
-        return self.state["train_seconds"] + (time.perf_counter() - self._session_start)
-
     def on_train_begin(self, logs=None):
         self._session_start = time.perf_counter()
         self._base_seconds = self.state["train_seconds"]
