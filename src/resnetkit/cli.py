@@ -201,25 +201,51 @@ TRAIN_FLAGS = {  # flag → config key; each is a shortcut for --set key=value
     "strategy": "run.strategy",
     "on_bad_image": "data.on_bad_image",
 }
+FINETUNE_FLAGS = {
+    **{k: v for k, v in TRAIN_FLAGS.items() if k not in ("model", "weights", "strategy")},
+    "source": "finetune.source",
+    "arch": "model.name",
+    "strategy": "finetune.strategy",
+    "distribute": "run.strategy",
+    "trainable_stages": "finetune.trainable_stages",
+    "bn_policy": "finetune.bn_policy",
+    "lr_decay": "finetune.lr_decay",
+    "head_lr_mult": "finetune.head_lr_mult",
+    "head_epochs": "finetune.head_epochs",
+    "patience": "finetune.patience",
+    "class_weight": "data.class_weight",
+    "val_fraction": "data.val_fraction",
+}
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    return _run(args, "train", TRAIN_FLAGS, preset=())
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from resnetkit.transfer.finetune import PRESET
+
+    if not args.resume and args.source is None and not args.config:
+        raise ValueError("--from is required: a registry name, a weights file or a run directory")
+    return _run(args, "finetune", FINETUNE_FLAGS, preset=PRESET)
+
+
+def _run(args: argparse.Namespace, command: str, flags: dict, preset) -> int:
+    """``train`` and ``finetune``: flags → config overrides, run, exit codes."""
     from resnetkit.training.callbacks import RunInterrupted, TrainingDiverged
     from resnetkit.training.checkpoint import CheckpointError
     from resnetkit.training.config import load_config
 
+    given = {f: getattr(args, f) for f in flags if getattr(args, f) is not None}
     if args.resume:
-        if args.config or args.set or any(getattr(args, f) is not None for f in TRAIN_FLAGS):
+        if args.config or args.set or given:
             raise ValueError("--resume takes the run's own config.yaml; give no other options")
         config, run_dir = None, args.resume
     else:
-        overrides = [f"{key}={getattr(args, f)}" for f, key in TRAIN_FLAGS.items()]
-        overrides = [
-            o for o, f in zip(overrides, TRAIN_FLAGS, strict=True) if getattr(args, f) is not None
-        ]
+        overrides = [f"{flags[f]}={_yaml_value(v)}" for f, v in given.items()]
         if args.deterministic:
             overrides.append("run.deterministic=true")
-        config = load_config(args.config, [*overrides, *(args.set or [])])
+        config = load_config(args.config, [*overrides, *(args.set or [])], preset=preset)
         run_dir = args.run_dir
     from resnetkit.training.train import train
 
@@ -228,15 +254,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except RunInterrupted as e:
         where = args.resume or run_dir or "RUN_DIR"
         print(
-            f"resnetkit train: stopped by {e}; checkpoint saved. "
-            f"Resume with: resnetkit train --resume {where}",
+            f"resnetkit {command}: stopped by {e}; checkpoint saved. "
+            f"Resume with: resnetkit {command} --resume {where}",
             file=sys.stderr,
         )
         return 143 if "SIGTERM" in str(e) else 130
     except (TrainingDiverged, CheckpointError, PermissionError) as e:
-        print(f"resnetkit train: error: {e}", file=sys.stderr)
+        print(f"resnetkit {command}: error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _yaml_value(value) -> str:
+    """A flag's value as the YAML text of an override (comma lists become lists)."""
+    if isinstance(value, list):
+        return "[" + ", ".join(value) + "]"
+    return str(value)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options that train and finetune share."""
+    p.add_argument("--config", help="YAML config file, e.g. configs/fashion_mnist_fast.yaml")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
+    )
+    p.add_argument("--data", help="data set name, image folder or .csv manifest")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate for batch 128 (scaled linearly)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--on-bad-image", choices=("skip", "error"))
+    p.add_argument("--deterministic", action="store_true", help="deterministic TensorFlow ops")
+    p.add_argument("--run-dir", help="new run directory (default: runs/MODEL-DATA-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,24 +339,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model from a config (or resume a run)",
         description="Train per a YAML config (see configs/); flags and --set override it.",
     )
-    p.add_argument("--config", help="YAML config file, e.g. configs/fashion_mnist_fast.yaml")
-    p.add_argument(
-        "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
-    )
+    _add_run_options(p)
     p.add_argument("--model", help="zoo model name")
     p.add_argument("--weights", help="registry name or weights file to start from")
-    p.add_argument("--data", help="data set name, image folder or .csv manifest")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float, help="peak learning rate for batch 128 (scaled linearly)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
     p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"))
-    p.add_argument("--on-bad-image", choices=("skip", "error"))
-    p.add_argument("--deterministic", action="store_true", help="deterministic TensorFlow ops")
-    p.add_argument("--run-dir", help="new run directory (default: runs/MODEL-DATA-TIME)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune pretrained weights on new data (or resume a run)",
+        description="Start from pretrained weights, put a new head on, and train per "
+        "--strategy; BatchNorm of frozen stages stays in inference mode.",
+    )
+    _add_run_options(p)
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="SOURCE",
+        help="registry name (resnet50.tv2_in1k), weights file (with --arch) or run directory",
+    )
+    p.add_argument("--arch", help="architecture of a weights file (zoo model name)")
+    # Choices as in transfer/finetune.py (STRATEGIES, BN_POLICIES), which imports Keras.
+    p.add_argument(
+        "--strategy", choices=("linear", "full", "two-stage", "gradual"), help="default: two-stage"
+    )
+    p.add_argument(
+        "--trainable-stages",
+        type=lambda text: [t.strip() for t in text.split(",") if t.strip()],
+        metavar="STAGES",
+        help="comma list of stages to train, e.g. stage3,stage4 (the head always trains)",
+    )
+    p.add_argument("--bn-policy", choices=("frozen", "train"), help="BatchNorm of unfrozen stages")
+    p.add_argument("--lr-decay", type=float, help="rate factor per stage below the top one")
+    p.add_argument("--head-lr-mult", type=float, help="head rate = --lr times this")
+    p.add_argument("--head-epochs", type=int, help="head-only epochs of two-stage/gradual")
+    p.add_argument("--patience", type=int, help="early stop on val accuracy, best restored")
+    p.add_argument("--class-weight", choices=("auto",), help="balance classes in the loss")
+    p.add_argument("--val-fraction", type=float, help="stratified validation split")
+    p.add_argument(
+        "--distribute", choices=("auto", "one", "mirrored", "multiworker"), help="tf.distribute"
+    )
+    p.set_defaults(func=_cmd_finetune)
 
     data = sub.add_parser("data", help="data sets: inspect, export")
     dsub = data.add_subparsers(dest="data_command", required=True)

@@ -108,8 +108,12 @@ class RunRecorder(keras.callbacks.Callback):
         batch_size: int,
         monitor: str | None,
         signals: StopSignals | None = None,
+        patience: int | None = None,
+        patience_from: int = 0,
     ):
         super().__init__()
+        self.patience = patience  # early stop: epochs without a better ``monitor``
+        self.patience_from = patience_from  # ... counted from this epoch on
         self.run_dir = run_dir
         self.checkpoints = checkpoints
         self.state = state
@@ -160,6 +164,14 @@ class RunRecorder(keras.callbacks.Callback):
             improved = self.state.get("best") is None or value > self.state["best"]["value"]
             if improved:
                 self.state["best"] = {"metric": self.monitor, "value": value, "epoch": epoch + 1}
+        best = self.state.get("best")
+        if (
+            self.patience is not None
+            and best is not None
+            and epoch + 1 - max(best["epoch"], self.patience_from) >= self.patience
+        ):
+            self.state["stopped_early"] = epoch + 1  # saved with the checkpoint: a resume ends
+            self.model.stop_training = True
         self._save({"epochs_done": epoch + 1, "step": 0}, best=improved)
         self.offset = 0
 

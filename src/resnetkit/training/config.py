@@ -42,6 +42,7 @@ class DataConfig:
     cache: str | None = "memory"  # "memory", a file path, or None
     on_bad_image: str = "skip"  # "skip" or "error"
     max_pixels: int = MAX_PIXELS
+    class_weight: str | None = None  # "auto": weight each class by n / (classes × count)
 
 
 @dataclass
@@ -78,6 +79,20 @@ class RunConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Fine-tuning from pretrained weights (``source`` set) instead of training from scratch."""
+
+    source: str | None = None  # registry name, weights file (arch: model.name), or run dir
+    strategy: str = "two-stage"  # "linear", "full", "two-stage", "gradual"
+    trainable_stages: list[str] | None = None  # e.g. [stage3, stage4, head]; None: all
+    head_epochs: int | None = None  # two-stage/gradual head-only epochs; None: epochs // 5
+    bn_policy: str = "frozen"  # BatchNorm in unfrozen stages: "frozen" (inference) or "train"
+    lr_decay: float = 0.7  # each stage below the top one trains at this times the next rate
+    head_lr_mult: float = 10.0  # the new head's rate: optim.lr times this
+    patience: int | None = None  # early stop after this many epochs without a better val acc
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -85,6 +100,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     run: RunConfig = field(default_factory=RunConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
 
 
 def from_dict(cls: type, data: Any, where: str = "") -> Any:
@@ -159,8 +175,11 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    """Defaults, then the YAML file (if any), then ``key=value`` overrides; all checked."""
+def load_config(
+    path: str | Path | None = None, overrides: list[str] = (), preset: list[str] = ()
+) -> Config:
+    """Defaults, then ``preset`` (``key=value``, e.g. fine-tuning's own defaults), then the
+    YAML file (if any), then ``key=value`` overrides; all checked."""
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -170,8 +189,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             raise ValueError(f"{path}: not valid YAML ({e})") from e
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config file must be a mapping of sections")
+    data = _merge(apply_overrides({}, list(preset)), data)
     base = to_dict(from_dict(Config, data))
     return from_dict(Config, apply_overrides(base, list(overrides)))
+
+
+def _merge(base: dict, top: dict) -> dict:
+    """``top`` over ``base``, section by section."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
 
 
 def save_config(config: Config, path: str | Path) -> None:

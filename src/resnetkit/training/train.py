@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -47,6 +47,16 @@ from resnetkit.training.checkpoint import Checkpoints
 from resnetkit.training.config import Config, load_config, save_config
 from resnetkit.training.distribute import is_chief, make_strategy, unscoped_build
 from resnetkit.training.optim import make_optimizer
+from resnetkit.transfer.finetune import (
+    Phase,
+    Source,
+    load_source,
+    lr_scale,
+    plan_phases,
+    resolve_source,
+    set_trainable,
+    stage_names,
+)
 from resnetkit.weights.specs import REGISTRY, Preprocessing
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -59,6 +69,7 @@ class Inputs:
     source: DataSource
     prep: Preprocessing
     input_shape: tuple[int, int, int]
+    pretrained: Source | None = None  # fine-tuning: where the weights come from
 
     @property
     def channels(self) -> int:
@@ -122,8 +133,10 @@ def train(
 
 
 def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -> dict:
+    inputs = resolve_inputs(config)
     c = config
-    inputs = resolve_inputs(c)
+    if inputs.pretrained is not None:  # the saved config names the architecture used
+        c = replace(c, model=replace(c.model, name=inputs.pretrained.arch))
     source = inputs.source
     bad = list(source.bad)
     if c.data.on_bad_image == "error":  # decode everything now, so nothing fails later
@@ -132,45 +145,70 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
         apply_bad_image_policy(bad, c.data.on_bad_image, report=out_dir / "bad_images.csv"),
         file=stream,
     )
-    save_config(c, out_dir / "config.yaml")
-    save_class_map(out_dir / "class_map.json", source.class_names)
-
+    ft = c.finetune if inputs.pretrained is not None else None
+    epochs = c.schedule.epochs
+    names = stage_names(c.model.name)
+    # Planned (and checked) before anything is written into the run directory.
+    phases = plan_phases(ft, epochs, names) if ft else [Phase(0, epochs, tuple(names))]
     train_split = source.splits["train"]
+    if c.data.batch_size > len(train_split):  # small data sets: one batch of everything
+        print(
+            f"data.batch_size={c.data.batch_size} is larger than the training split; "
+            f"using {len(train_split)}",
+            file=stream,
+        )
+        c = replace(c, data=replace(c.data, batch_size=len(train_split)))
     batch = c.data.batch_size
     steps = len(train_split) // batch
-    if steps == 0:
-        raise ValueError(
-            f"data.batch_size={batch} is larger than the training split ({len(train_split)} images)"
-        )
+    save_config(c, out_dir / "config.yaml")
+    save_class_map(out_dir / "class_map.json", source.class_names)
     one_hot = bool(c.augment.mixup or c.augment.cutmix or c.optim.label_smoothing)
     bad_log = BadImageLog()
 
     with strategy.scope():
-        model = build_model(c, inputs)
-        optimizer = make_optimizer(
-            c.optim,
-            c.schedule,
-            batch_size=batch,
-            steps_per_epoch=steps,
-            variables=model.trainable_variables,
-        )
-        model.compile(
-            optimizer=optimizer,
-            loss=_loss(one_hot, c.optim.label_smoothing),
-            metrics=_metrics(one_hot, source.num_classes),
-            jit_compile=c.run.jit_compile,
-        )
+        model = build_model(c, inputs, stream)
+    scale = lr_scale(model, ft.lr_decay, ft.head_lr_mult) if ft else None
 
-    unscoped_build(model, strategy)  # fit() and evaluate() run inside the scope below
+    def enter(phase: Phase) -> None:
+        """Set the phase's trainable layers and compile with a fresh optimizer."""
+        schedule = c.schedule
+        if ft:
+            set_trainable(model, phase.trainable, ft.bn_policy)
+            warmup = min(schedule.warmup_epochs, phase.epochs / 2)
+            schedule = replace(schedule, epochs=phase.epochs, warmup_epochs=warmup)
+        with strategy.scope():
+            optimizer = make_optimizer(
+                c.optim,
+                schedule,
+                batch_size=batch,
+                steps_per_epoch=steps,
+                variables=model.trainable_variables,
+                lr_scale=scale,
+            )
+            model.compile(
+                optimizer=optimizer,
+                loss=_loss(one_hot, c.optim.label_smoothing),
+                metrics=_metrics(one_hot, source.num_classes),
+                jit_compile=c.run.jit_compile,
+            )
+        unscoped_build(model, strategy)  # fit() and evaluate() run inside the scope below
+
     checkpoints = Checkpoints(out_dir / "checkpoints", keep=c.run.keep_checkpoints)
     state = {"epochs_done": 0, "step": 0, "history": [], "best": None, "train_seconds": 0.0}
+    latest = None
     if resume:
         checkpoints.clean()
         latest = Checkpoints(run_dir / "checkpoints").latest()  # the chief's, for every worker
         if latest is not None:
             state = Checkpoints.read_state(latest)
-            Checkpoints.restore(model, latest)
-            print(f"resumed from {latest}", file=stream)
+    # The phase the checkpoint was written in: its optimizer variables are that phase's.
+    done = state["epochs_done"]
+    at = min(done if state["step"] else max(done - 1, 0), epochs - 1)
+    current = next(i for i, p in enumerate(phases) if p.first <= at < p.end)
+    enter(phases[current])
+    if latest is not None:
+        Checkpoints.restore(model, latest)
+        print(f"resumed from {latest}", file=stream)
 
     # One call for training and evaluation data alike: the preprocessing cannot drift.
     common = {
@@ -208,7 +246,10 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
 
     val = source.splits.get("val")
     val_ds = eval_data(val) if val is not None and len(val) else None
-    epochs = c.schedule.epochs
+    patience = ft.patience if ft else None
+    if patience is not None and val_ds is None:
+        raise ValueError("finetune.patience needs validation data: set data.val_fraction > 0")
+    class_weight = _class_weight(c.data.class_weight, train_split.labels, source.num_classes)
     with StopSignals() as signals, strategy.scope():
         recorder = RunRecorder(
             out_dir,
@@ -218,6 +259,8 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
             batch_size=batch,
             monitor="val_accuracy" if val_ds is not None else None,
             signals=signals,
+            patience=patience,
+            patience_from=phases[-1].first,
         )
         guard, progress = NanGuard(steps, c.run.precision), Progress(epochs, steps, batch, stream)
         positioned = [guard, progress, recorder]  # they need the step offset of a resume
@@ -228,34 +271,49 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
                 str(out_dir / "tensorboard"), write_graph=False, profile_batch=0
             ),
         ]
-        # A run stopped mid-epoch first finishes that epoch, then runs whole epochs.
-        first, skip = state["epochs_done"], state["step"]
-        segments = []
-        if skip and first < epochs:
-            segments.append((first, steps - skip, skip))
-            first += 1
-        if first < epochs:
-            segments.append((first, steps, 0))
-        for epoch, n_steps, skip in segments:
-            for callback in positioned:
-                callback.offset = skip
-            span = 1 if skip else epochs - epoch
-            model.fit(
-                stream_from(epoch, span, skip),
-                epochs=epoch + span,
-                initial_epoch=epoch,
-                steps_per_epoch=n_steps,
-                validation_data=val_ds,
-                callbacks=callbacks,
-                shuffle=False,  # the stream is already shuffled, per epoch
-                verbose=0,
+        for i in range(current, len(phases)):
+            phase = phases[i]
+            if state.get("stopped_early"):
+                break
+            if i != current:
+                enter(phase)
+            # A run stopped mid-epoch first finishes that epoch, then runs whole epochs.
+            first = max(state["epochs_done"], phase.first)
+            skip = state["step"] if state["epochs_done"] >= phase.first else 0
+            segments = []
+            if skip and first < phase.end:
+                segments.append((first, steps - skip, skip))
+                first += 1
+            if first < phase.end:
+                segments.append((first, steps, 0))
+            for epoch, n_steps, skip in segments:
+                for callback in positioned:
+                    callback.offset = skip
+                span = 1 if skip else phase.end - epoch
+                model.fit(
+                    stream_from(epoch, span, skip),
+                    epochs=epoch + span,
+                    initial_epoch=epoch,
+                    steps_per_epoch=n_steps,
+                    validation_data=val_ds,
+                    class_weight=class_weight,
+                    callbacks=callbacks,
+                    shuffle=False,  # the stream is already shuffled, per epoch
+                    verbose=0,
+                )
+                if recorder.interrupted:
+                    raise RunInterrupted(recorder.interrupted)
+                if epoch + span < epochs and not state.get("stopped_early"):
+                    # fit() ends by copying the EMA weights into the model; the next segment
+                    # must go on from the raw weights, which the checkpoint just saved holds.
+                    Checkpoints.restore(model, checkpoints.latest())
+        if patience is not None and checkpoints.best() is not None:
+            _load_model_weights(model, checkpoints.best())
+            print(
+                f"best weights restored: epoch {state['best']['epoch']}, "
+                f"val accuracy {state['best']['value']:.4f}",
+                file=stream,
             )
-            if recorder.interrupted:
-                raise RunInterrupted(recorder.interrupted)
-            if epoch + span < epochs:
-                # fit() ends by copying the EMA weights into the model; the next segment
-                # must go on from the raw weights, which the checkpoint just saved holds.
-                Checkpoints.restore(model, checkpoints.latest())
 
         return _finish(
             c,
@@ -378,7 +436,15 @@ def resolve_inputs(c: Config) -> Inputs:
     source.validate()
     train = source.splits["train"]
     weights = c.model.weights
-    if weights is not None and weights in REGISTRY:
+    pretrained = None
+    if c.finetune.source:
+        if weights is not None:
+            raise ValueError("set finetune.source or model.weights, not both")
+        pretrained = resolve_source(c.finetune.source, c.model.name)
+        base, size = pretrained.prep, pretrained.prep.crop_size
+        # Grey arrays stay grey: the first convolution is adapted to the data's channels.
+        channels = train.arrays.shape[-1] if train.arrays is not None else pretrained.channels
+    elif weights is not None and weights in REGISTRY:
         base = REGISTRY[weights].preprocessing
         size, channels = base.crop_size, 3
     elif train.arrays is not None:
@@ -402,25 +468,55 @@ def resolve_inputs(c: Config) -> Inputs:
         size, _, channels = c.model.input_size
     resize = max(size, round(size * base.resize_size / base.crop_size))
     prep = Preprocessing(**{**base.to_dict(), "crop_size": size, "resize_size": resize})
-    return Inputs(source, prep, (size, size, channels))
+    return Inputs(source, prep, (size, size, channels), pretrained)
 
 
-def build_model(c: Config, inputs: Inputs) -> keras.Model:
+def build_model(c: Config, inputs: Inputs, stream=None) -> keras.Model:
+    """The model to train; fine-tuning: the source's architecture and weights, a new head."""
     from resnetkit.models import create_model
     from resnetkit.models.variants import get_variant
 
-    has_shortcuts = get_variant(c.model.name).shortcut != "none"
-    return create_model(
-        c.model.name,
-        weights=c.model.weights,
+    pretrained = inputs.pretrained
+    name = pretrained.arch if pretrained is not None else c.model.name
+    has_shortcuts = get_variant(name).shortcut != "none"
+    model = create_model(
+        name,
+        weights=c.model.weights if pretrained is None else None,
         num_classes=c.model.num_classes or inputs.source.num_classes,
         input_shape=inputs.input_shape,
-        zero_init_residual=c.model.zero_init_residual and has_shortcuts,
+        zero_init_residual=c.model.zero_init_residual and has_shortcuts and pretrained is None,
         drop_path_rate=c.model.drop_path_rate,
         classifier_activation="softmax",
         dtype=None if c.run.precision == "float32" else c.run.precision,
         preprocessing=inputs.prep.to_dict(),
     )
+    if pretrained is not None:
+        report = load_source(model, pretrained)
+        print(
+            f"fine-tuning from {pretrained.description}: {report.assigned} weights loaded"
+            + "".join(f"; {n}" for n in report.notes),
+            file=stream or sys.stdout,
+        )
+    return model
+
+
+def _class_weight(mode: str | None, labels: np.ndarray, num_classes: int) -> dict | None:
+    """``"auto"``: class ``k`` weighs ``n / (classes × count_k)`` (balanced on average)."""
+    if mode is None:
+        return None
+    if mode != "auto":
+        raise ValueError(f"data.class_weight must be auto or null; got {mode!r}")
+    counts = np.bincount(labels, minlength=num_classes)
+    return {k: float(len(labels) / (num_classes * max(n, 1))) for k, n in enumerate(counts)}
+
+
+def _load_model_weights(model: keras.Model, checkpoint: Path) -> None:
+    """The network's weights from a checkpoint, whichever phase's optimizer it holds."""
+    plain = type(model).from_config(model.get_config())
+    plain.load_weights(checkpoint / "model.weights.h5", skip_mismatch=False)
+    saved = {w.path: w for w in plain.weights}
+    for w in model.weights:
+        w.assign(saved[w.path])
 
 
 def _scan_all(source: DataSource, max_pixels: int) -> list:

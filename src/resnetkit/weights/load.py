@@ -76,12 +76,21 @@ def load_weights(model, source: str | Path) -> LoadReport:
     return assign(model, arrays, source=str(path), unknown=unknown)
 
 
-def assign(model, arrays: dict[str, np.ndarray], *, source: str, unknown=()) -> LoadReport:
-    """Assign ``{"layer/weight": array}`` to ``model``'s weights by name, checking shapes."""
+def assign(
+    model, arrays: dict[str, np.ndarray], *, source: str, unknown=(), new_head: bool = False
+) -> LoadReport:
+    """Assign ``{"layer/weight": array}`` to ``model``'s weights by name, checking shapes.
+
+    ``new_head``: leave the model's classifier as initialized (fine-tuning to a new task).
+    """
     report = LoadReport(source)
     targets = {w.path: w for w in model.weights}
     arrays = dict(arrays)
-    head = _head_layer(model)
+    head = head_layer(model)
+    if new_head:
+        arrays = {k: v for k, v in arrays.items() if k.split("/")[0] != head}
+        targets = {k: v for k, v in targets.items() if k.split("/")[0] != head}
+        report.notes.append(f"new classifier {head!r} for {_num_classes(model)} classes")
     head_in_file = sorted(k for k in arrays if k.split("/")[0] == head)
     head_in_model = sorted(k for k in targets if k.split("/")[0] == head)
 
@@ -143,14 +152,14 @@ def _listing(title: str, items: list[str], limit: int = 12) -> str:
     return f"\n  {title} ({len(items)}):\n    {shown}{more}"
 
 
-def _head_layer(model) -> str:
+def head_layer(model) -> str:
     from resnetkit.models.layout import LAYOUTS
 
     return LAYOUTS[model.variant.layout].top("head_fc")
 
 
 def _has_head(model) -> bool:
-    return any(layer.name == _head_layer(model) for layer in model.layers)
+    return any(layer.name == head_layer(model) for layer in model.layers)
 
 
 def _num_classes(model) -> int | None:
