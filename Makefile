@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-interop bench-pipeline lint format clean data-deps
+.PHONY: demo test test-interop bench-pipeline bench-transfer lint format clean data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ test-interop: $(INTEROP_VENV)/.installed
 
 bench-pipeline: $(INTEROP_VENV)/.installed data-deps
 	$(INTEROP_VENV)/bin/python benchmarks/pipeline.py
+
+bench-transfer: $(VENV)/.installed data-deps
+	$(BIN)/python benchmarks/transfer.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -241,3 +241,51 @@ def test_cli_finetune_needs_a_source_and_names_it(tmp_path, capsys):
     assert code != 0
     assert "nope" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_linear_leaves_only_the_head_trainable():
+    from resnetkit.transfer.finetune import set_trainable
+
+    model = create_model("resnet20", input_shape=(8, 8, 1))
+    set_trainable(model, ("head",), "frozen")
+    assert {v.path.split("/")[0] for v in model.trainable_variables} == {"head_fc"}
+    set_trainable(model, ("stage3", "head"), "train")
+    trainable = {v.path.split("/")[0] for v in model.trainable_variables}
+    assert "stage3_block1_bn1" in trainable and "stage2_block3_conv2" not in trainable
+
+
+def test_a_resume_at_the_phase_boundary_gives_the_uninterrupted_result(tmp_path, monkeypatch):
+    """Killed right after the head-only phase's checkpoint, resumed into the second phase."""
+    from resnetkit.training.callbacks import RunRecorder
+
+    source = create_model("resnet_tiny", input_shape=(8, 8, 1))
+    fill_weights(source, seed=5)
+    path = tmp_path / "tiny.h5"
+    write_keras_h5(source, path)
+    items = [
+        "model.name=resnet_tiny",
+        "model.input_size=[8, 8, 1]",
+        "schedule.epochs=3",
+        "finetune.head_epochs=1",
+        "finetune.bn_policy=train",
+        "data.batch_size=128",
+    ]
+    finetune(_config(path, "digits", *items), tmp_path / "whole", stream=None)
+
+    original = RunRecorder._save
+
+    def killed_after_epoch_one(self, position, best=False):
+        original(self, position, best)
+        if position == {"epochs_done": 1, "step": 0}:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(RunRecorder, "_save", killed_after_epoch_one)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_config(path, "digits", *items), tmp_path / "cut", stream=None)
+    monkeypatch.setattr(RunRecorder, "_save", original)
+    finetune(None, tmp_path / "cut", resume=True, stream=None)
+
+    whole = keras.saving.load_model(tmp_path / "whole" / "model.keras", safe_mode=True)
+    cut = keras.saving.load_model(tmp_path / "cut" / "model.keras", safe_mode=True)
+    for a, b in zip(whole.weights, cut.weights, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4, err_msg=a.path)
