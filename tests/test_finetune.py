@@ -146,23 +146,21 @@ def _check_run(run_dir, classes: int):
     return summary
 
 
+def _two_stage_on_a_folder(tmp_path, weights, arch, classes, *extra):
+    """load → adapt → two-stage fine-tune → test evaluation → model.keras, on PNG folders."""
+    data = _image_folder(tmp_path / "images", classes=classes)
+    items = ["schedule.epochs=3", "finetune.head_epochs=1", "data.val_fraction=0", *extra]
+    config = _config(weights, data, f"model.name={arch}", "model.input_size=[64, 64, 3]", *items)
+    finetune(config, tmp_path / "run", stream=None)
+    _check_run(tmp_path / "run", len(classes))
+
+
 def test_two_stage_from_a_generated_keras_applications_h5(tmp_path):
     reference = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3))
     fill_weights(reference, seed=1)
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     write_keras_h5(reference, path)
-    data = _image_folder(tmp_path / "images")
-    config = _config(
-        path,
-        data,
-        "model.name=resnet50_keras",
-        "model.input_size=[64, 64, 3]",
-        "schedule.epochs=3",
-        "finetune.head_epochs=1",
-        "data.val_fraction=0",
-    )
-    finetune(config, tmp_path / "run", stream=None)
-    _check_run(tmp_path / "run", 3)
+    _two_stage_on_a_folder(tmp_path, path, "resnet50_keras", ("red", "green", "blue"))
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "mode: caffe" not in saved and "resnet50_keras" in saved
 
@@ -176,19 +174,18 @@ def test_two_stage_from_a_generated_torchvision_safetensors(tmp_path):
     fill_weights(reference, seed=2)
     path = tmp_path / "resnet18.safetensors"
     save_file(torch_state_dict(reference), path)
-    data = _image_folder(tmp_path / "images", classes=("red", "blue"))
-    config = _config(
-        path,
-        data,
-        "model.name=resnet18",
-        "model.input_size=[64, 64, 3]",
-        "schedule.epochs=3",
-        "finetune.head_epochs=1",
-        "data.val_fraction=0",
-        "data.class_weight=auto",
-    )
-    finetune(config, tmp_path / "run", stream=None)
-    _check_run(tmp_path / "run", 2)
+    _two_stage_on_a_folder(tmp_path, path, "resnet18", ("red", "blue"), "data.class_weight=auto")
+
+
+def test_early_stopping_without_validation_data_fails_before_writing(tmp_path):
+    source = create_model("resnet_tiny", input_shape=(8, 8, 1))
+    path = tmp_path / "tiny.h5"
+    write_keras_h5(source, path)
+    config = _config(path, "digits", "model.name=resnet_tiny", "data.val_fraction=0")
+    config.finetune.patience = 2
+    with pytest.raises(ValueError, match=r"finetune\.patience"):
+        finetune(config, tmp_path / "run", stream=None)
+    assert not (tmp_path / "run").exists()
 
 
 def test_from_a_run_with_five_images_per_class_stops_early_with_the_best_weights(tmp_path):

@@ -132,6 +132,16 @@ class Checkpoints:
             variable.assign(np.asarray(value, dtype=variable.dtype))
 
 
+def restore_network(model: keras.Model, path: Path) -> None:
+    """The network's weights alone from checkpoint ``path``, whichever optimizer it holds
+    (a fine-tune's phases each have their own)."""
+    plain = type(model).from_config(model.get_config())
+    plain.load_weights(path / "model.weights.h5")
+    saved = {w.path: w for w in plain.weights}
+    for w in model.weights:
+        w.assign(saved[w.path])
+
+
 def _seed_variables(model: keras.Model) -> list:
     """The states of the model's random-seed generators (dropout, stochastic depth).
 

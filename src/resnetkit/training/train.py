@@ -43,7 +43,7 @@ from resnetkit.training.callbacks import (
     RunRecorder,
     StopSignals,
 )
-from resnetkit.training.checkpoint import Checkpoints
+from resnetkit.training.checkpoint import Checkpoints, restore_network
 from resnetkit.training.config import Config, load_config, save_config
 from resnetkit.training.distribute import is_chief, make_strategy, unscoped_build
 from resnetkit.training.optim import make_optimizer
@@ -150,6 +150,9 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
     names = stage_names(c.model.name)
     # Planned (and checked) before anything is written into the run directory.
     phases = plan_phases(ft, epochs, names) if ft else [Phase(0, epochs, tuple(names))]
+    patience = ft.patience if ft else None
+    if patience is not None and not len(source.splits.get("val") or ()):
+        raise ValueError("finetune.patience needs validation data: set data.val_fraction > 0")
     train_split = source.splits["train"]
     if c.data.batch_size > len(train_split):  # small data sets: one batch of everything
         print(
@@ -246,9 +249,6 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
 
     val = source.splits.get("val")
     val_ds = eval_data(val) if val is not None and len(val) else None
-    patience = ft.patience if ft else None
-    if patience is not None and val_ds is None:
-        raise ValueError("finetune.patience needs validation data: set data.val_fraction > 0")
     class_weight = _class_weight(c.data.class_weight, train_split.labels, source.num_classes)
     with StopSignals() as signals, strategy.scope():
         recorder = RunRecorder(
@@ -308,7 +308,7 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
                     # must go on from the raw weights, which the checkpoint just saved holds.
                     Checkpoints.restore(model, checkpoints.latest())
         if patience is not None and checkpoints.best() is not None:
-            _load_model_weights(model, checkpoints.best())
+            restore_network(model, checkpoints.best())
             print(
                 f"best weights restored: epoch {state['best']['epoch']}, "
                 f"val accuracy {state['best']['value']:.4f}",
@@ -508,15 +508,6 @@ def _class_weight(mode: str | None, labels: np.ndarray, num_classes: int) -> dic
         raise ValueError(f"data.class_weight must be auto or null; got {mode!r}")
     counts = np.bincount(labels, minlength=num_classes)
     return {k: float(len(labels) / (num_classes * max(n, 1))) for k, n in enumerate(counts)}
-
-
-def _load_model_weights(model: keras.Model, checkpoint: Path) -> None:
-    """The network's weights from a checkpoint, whichever phase's optimizer it holds."""
-    plain = type(model).from_config(model.get_config())
-    plain.load_weights(checkpoint / "model.weights.h5", skip_mismatch=False)
-    saved = {w.path: w for w in plain.weights}
-    for w in model.weights:
-        w.assign(saved[w.path])
 
 
 def _scan_all(source: DataSource, max_pixels: int) -> list:

@@ -106,22 +106,11 @@ def _run_source(run_dir: Path) -> Source:
 
 def load_source(model, source: Source):
     """Load ``source`` into ``model``, always leaving the model's own (new) head."""
-    from resnetkit.weights.io import read_state_dict
-    from resnetkit.weights.keras_apps import read_keras_h5
-    from resnetkit.weights.load import assign, resolve
-    from resnetkit.weights.torch_state import to_keras
+    from resnetkit.weights.load import assign, load_weights
 
-    unknown = []
     if isinstance(source.weights, dict):
-        arrays, name = dict(source.weights), source.description
-    else:
-        path, fmt, _ = resolve(source.weights, model)
-        if fmt == "keras_h5":
-            arrays = read_keras_h5(path)
-        else:
-            arrays, unknown = to_keras(read_state_dict(path), model.variant)
-        name = str(path)
-    return assign(model, arrays, source=name, unknown=unknown, new_head=True)
+        return assign(model, source.weights, source=source.description, new_head=True)
+    return load_weights(model, source.weights, new_head=True)
 
 
 def layer_stages(model) -> dict[str, str]:

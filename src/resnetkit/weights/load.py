@@ -62,8 +62,11 @@ def resolve(source: str | Path, model) -> tuple[Path, str, WeightSpec | None]:
     return path, fmt, None
 
 
-def load_weights(model, source: str | Path) -> LoadReport:
-    """Load ``source`` (registry name or file) into ``model`` and report what happened."""
+def load_weights(model, source: str | Path, *, new_head: bool = False) -> LoadReport:
+    """Load ``source`` (registry name or file) into ``model`` and report what happened.
+
+    ``new_head``: keep the model's freshly initialized classifier (fine-tuning).
+    """
     if not hasattr(model, "variant"):
         raise TypeError(
             f"load_weights needs a resnetkit model (create_model); got {type(model).__name__}"
@@ -73,7 +76,7 @@ def load_weights(model, source: str | Path) -> LoadReport:
         arrays, unknown = read_keras_h5(path), []
     else:
         arrays, unknown = to_keras(read_state_dict(path), model.variant)
-    return assign(model, arrays, source=str(path), unknown=unknown)
+    return assign(model, arrays, source=str(path), unknown=unknown, new_head=new_head)
 
 
 def assign(
