@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-interop bench-pipeline bench-transfer lint format clean data-deps
+.PHONY: demo test test-browser test-interop bench-pipeline bench-transfer lint format clean data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ lint: $(VENV)/.installed-dev
 
 test: lint data-deps
 	$(BIN)/python -m pytest
+
+# Browser tier: report.html in headless Chromium (Debian's chromium + chromium-driver, which
+# this installs when run as root; otherwise install them first).
+$(VENV)/.installed-browser: pyproject.toml | $(VENV)/.installed-dev
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,browser]'
+	touch $@
+
+test-browser: $(VENV)/.installed-browser data-deps
+	@if ! command -v chromedriver >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; \
+	fi
+	$(BIN)/python -m pytest -m browser -q tests/test_report_browser.py
 
 # Heavier tier: compares with torchvision and timm (installs PyTorch, ~5.5 GB, in its own venv).
 $(INTEROP_VENV)/.installed: pyproject.toml

@@ -36,4 +36,24 @@ def hardware() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "machine": platform.machine()}
+    from resnetkit.training.hardware import cpu_flags, cpu_has_native_bf16
+
+    flags = cpu_flags()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "machine": platform.machine(),
+        "isa": isa_tag(),
+        "native_bf16": cpu_has_native_bf16(),
+        "cpu_flags": sorted(f for f in flags if f.startswith(("avx", "amx", "fma"))),
+    }
+
+
+def isa_tag() -> str:
+    """A short name for the vector instructions the measurements depend on."""
+    from resnetkit.training.hardware import cpu_flags, cpu_has_native_bf16
+
+    flags = cpu_flags()
+    if cpu_has_native_bf16():
+        return "avx512bf16" if "avx512_bf16" in flags else "bf16"
+    return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()

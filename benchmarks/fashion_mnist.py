@@ -21,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import hardware, versions
+import yaml
+from common import hardware, isa_tag, versions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,9 +47,13 @@ def one_run(config: Path, seed: int, run_dir: Path) -> dict:
         raise SystemExit(f"seed {seed} failed:\n{result.stderr[-4000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
     return {
         "seed": seed,
         "test_accuracy": summary["test_accuracy"],
+        "test_accuracy_no_tta": summary.get("test_accuracy_no_tta"),
+        "epochs": len(history),
+        "precision": resolved["run"]["precision"],
         "wall_seconds": wall,
         "train_seconds": summary["train_seconds"],
         "images_per_second": summary["images_per_second"],
@@ -65,12 +70,24 @@ def main() -> int:
     parser.add_argument("--budget-minutes", type=float, default=10.0)
     parser.add_argument("--target", type=float, default=0.94)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add these seeds to the runs already in --out (a long recipe, one seed per day)",
+    )
     args = parser.parse_args()
     args.config = args.config.resolve()
     if not args.config.is_file():
         parser.error(f"--config {args.config}: no such file")
-    out = args.out or ROOT / "benchmarks/results" / f"fashion_mnist-{args.config.stem}.json"
+    # Results depend on the CPU's vector instructions (bfloat16 is native or emulated).
+    name = f"fashion_mnist-{args.config.stem}-{isa_tag()}.json"
+    out = args.out or ROOT / "benchmarks/results" / name
     runs = []
+    if args.append and out.is_file():
+        runs = json.loads(out.read_text())["runs"]
+        done = {r["seed"] for r in runs}
+        if done & set(args.seeds):
+            parser.error(f"{out} already holds seed(s) {sorted(done & set(args.seeds))}")
     with tempfile.TemporaryDirectory(prefix="resnetkit-bench-") as tmp:
         for seed in args.seeds:
             run = one_run(args.config, seed, Path(tmp) / f"seed{seed}")
@@ -94,6 +111,7 @@ def main() -> int:
         "budget_seconds": args.budget_minutes * 60,
         "goal_met": accuracy >= args.target
         and max(r["wall_seconds"] for r in runs) <= args.budget_minutes * 60,
+        "seeds_measured": len(runs),
         "runs": runs,
         "hardware": hardware(),
         "versions": versions(),

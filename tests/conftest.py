@@ -60,3 +60,26 @@ def broken(tmp_path):
     Image.new("RGB", (20, 20), (5, 5, 5)).save(os.fsdecode(weird), format="JPEG")
     good.append(os.fsdecode(weird))
     return root, sorted(map(str, good))
+
+
+DIGITS_RUN = """
+model: {name: resnet_tiny}
+data: {source: digits, batch_size: 64, val_fraction: 0.0}
+augment: {crop: none, flip: false}
+optim: {lr: 0.4}
+schedule: {name: cosine, epochs: 4}
+"""
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A finished training run (resnet_tiny on scikit-learn's digits, ~97% test accuracy,
+    a few seconds). Tests may add files to it, not change what is there."""
+    from resnetkit.training.config import load_config
+    from resnetkit.training.train import train
+
+    path = tmp_path_factory.mktemp("digits-run") / "run"
+    config = path.parent / "config.yaml"
+    config.write_text(DIGITS_RUN)
+    train(load_config(config), path)
+    return path

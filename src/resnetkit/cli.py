@@ -189,6 +189,146 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from resnetkit.evaluate.evaluation import evaluate_on_data, format_metrics
+    from resnetkit.evaluate.loading import load_classifier
+
+    classifier = load_classifier(args.model)
+    ev, out = evaluate_on_data(
+        classifier,
+        args.data,
+        split=args.split,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        out=args.out,
+    )
+    print(format_metrics(ev.metrics))
+    print(
+        f"\nwrote {out} (metrics.json, predictions.csv, confusion matrices, reliability, mistakes)"
+    )
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from resnetkit.evaluate.files import format_table, predict_files, write_rows
+    from resnetkit.evaluate.loading import expand_paths, load_classifier
+
+    paths = expand_paths(args.images)
+    classifier = load_classifier(args.model)
+    rows = predict_files(
+        classifier, paths, top_k=args.top_k, batch_size=args.batch_size, tta=args.tta
+    )
+    print(format_table(rows))
+    if args.output:
+        print(f"wrote {write_rows(rows, args.output)}")
+    failed = sum("error" in r for r in rows)
+    if failed:
+        print(f"{failed} of {len(rows)} file(s) could not be read (see above)", file=sys.stderr)
+    return 1 if failed == len(rows) else 0
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from resnetkit.evaluate.loading import expand_paths, load_classifier
+    from resnetkit.explain import class_index_by_name, explain_files
+
+    def shown(text) -> str:  # file names that are not UTF-8 must not crash print()
+        return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+    paths = expand_paths(args.images)
+    classifier = load_classifier(args.model)
+    names = classifier.class_names
+    class_index = None if args.class_name is None else class_index_by_name(names, args.class_name)
+    result = explain_files(
+        classifier,
+        paths,
+        args.out,
+        layer=args.layer,
+        class_index=class_index,
+        method=args.method,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+    )
+    for row in result.rows:
+        if not hasattr(row, "output"):
+            print(f"{shown(row.path)}: unreadable: {row.reason}")
+            continue
+        predicted = names[row.predicted_index]
+        note = "" if row.predicted_index == row.class_index else f", predicted {predicted}"
+        explained = f"{names[row.class_index]} (p={row.probability:.3f}{note})"
+        print(f"{shown(row.path)}: {explained} -> {shown(row.output)}")
+    if result.grid is not None:
+        print(f"wrote {shown(result.grid)} ({result.grid_count} images)")
+    failed = len(result.bad)
+    if failed:
+        total = len(result.rows)
+        print(f"{failed} of {total} file(s) could not be read (see above)", file=sys.stderr)
+    return 1 if failed == len(result.rows) else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from resnetkit.report import write_report
+
+    print(f"wrote {write_report(args.run_dir)}")
+    return 0
+
+
+def _model_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _cmd_analyze_gradients(args: argparse.Namespace) -> int:
+    from resnetkit.analyze.gradients import (
+        GRADIENTS_JSON,
+        GRADIENTS_PNG,
+        format_gradients,
+        run_gradients,
+    )
+
+    result = run_gradients(
+        _model_list(args.models),
+        data=args.data,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        out=args.out,
+    )
+    print(format_gradients(result))
+    print(
+        f"\nwrote {os.path.join(args.out, GRADIENTS_JSON)}, {os.path.join(args.out, GRADIENTS_PNG)}"
+    )
+    return 0
+
+
+def _cmd_analyze_degradation(args: argparse.Namespace) -> int:
+    from resnetkit.analyze.degradation import (
+        DEGRADATION_JSON,
+        DEGRADATION_PNG,
+        format_degradation,
+        run_degradation,
+    )
+
+    result = run_degradation(
+        _model_list(args.models),
+        data=args.data,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        train_subset=args.train_subset or None,
+        test_subset=args.test_subset,
+        lr=args.lr,
+        seed=args.seed,
+        out=args.out,
+        runs_dir=args.runs_dir,
+    )
+    print()
+    print(format_degradation(result))
+    print(
+        f"\nwrote {os.path.join(args.out, DEGRADATION_JSON)}, "
+        f"{os.path.join(args.out, DEGRADATION_PNG)}"
+    )
+    return 0
+
+
 TRAIN_FLAGS = {  # flag → config key; each is a shortcut for --set key=value
     "model": "model.name",
     "weights": "model.weights",
@@ -283,7 +423,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="peak learning rate for batch 128 (scaled linearly)")
     p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"))
+    p.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"))
     p.add_argument("--on-bad-image", choices=("skip", "error"))
     p.add_argument("--deterministic", action="store_true", help="deterministic TensorFlow ops")
     p.add_argument("--run-dir", help="new run directory (default: runs/MODEL-DATA-TIME)")
@@ -380,6 +520,106 @@ def build_parser() -> argparse.ArgumentParser:
         "--distribute", choices=("auto", "one", "mirrored", "multiworker"), help="tf.distribute"
     )
     p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="accuracy, per-class metrics, confusion matrix, calibration, mistakes",
+        description="Evaluate a trained model on labelled data with the run's class map and "
+        "preprocessing; writes metrics.json and charts.",
+    )
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
+    p.add_argument("--data", required=True, help="data set name, image folder or .csv manifest")
+    p.add_argument(
+        "--split", choices=("test", "val", "train"), help="default: test, else val, else all"
+    )
+    p.add_argument("--tta", action="store_true", help="average with the mirror image")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", help="output folder (default: RUN_DIR/evaluation/DATA-SPLIT)")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="top-k classes for image files, folders or globs")
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--tta", action="store_true", help="average with the mirror image")
+    p.add_argument("--output", help="also write the predictions to a .csv or .json file")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("report", help="(re)write a run's self-contained report.html")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser(
+        "explain",
+        help="Grad-CAM heatmaps: where each image holds the evidence for a class",
+        description="Overlay a Grad-CAM (or Grad-CAM++) heatmap of one feature map on each "
+        "image as the network sees it (resized, center-cropped); writes one PNG per image "
+        "and grid.png.",
+    )
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--layer", metavar="NAME", help="feature map: stem, stage1, ... (default: last stage)"
+    )
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        help="explain this class (default: each image's predicted class)",
+    )
+    p.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=_cmd_explain)
+
+    analyze = sub.add_parser(
+        "analyze", help="why residual connections work, measured: gradients, degradation"
+    )
+    asub = analyze.add_subparsers(dest="analyze_command", required=True)
+    p = asub.add_parser(
+        "gradients",
+        help="per-layer gradient norms at initialization and after N training steps",
+        description="Gradient norm of every convolution/dense kernel, input to output, for "
+        "each model at initialization and after --steps SGD steps, on one log-scale chart "
+        "(gradients.png) with the numbers in gradients.json.",
+    )
+    p.add_argument("--models", default="plain56,resnet56", help="comma-separated model names")
+    p.add_argument("--data", default="fashion-mnist", help="data set name, folder or manifest")
+    p.add_argument("--steps", type=int, default=100, help="training steps before the 2nd look")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.1, help="SGD rate for a batch of 128")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.set_defaults(func=_cmd_analyze_gradients)
+    p = asub.add_parser(
+        "degradation",
+        help="train plain and residual nets alike; training/test error against epochs",
+        description="He et al. 2016 Figure 6 at a reduced budget: every model trains with "
+        "one recipe (resnetkit.analyze.degradation_config); writes degradation.json and "
+        "degradation.png and prints the final errors. The default budget takes about 30 "
+        "minutes for the four default models on a 2-core CPU.",
+    )
+    p.add_argument(
+        "--models", default="plain20,plain56,resnet20,resnet56", help="comma-separated names"
+    )
+    p.add_argument("--data", default="fashion-mnist", help="data set with a test split")
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--train-subset", type=int, default=4000, help="training images (0: all of them)"
+    )
+    p.add_argument(
+        "--test-subset", type=int, default=2000, help="test images for the per-epoch curve (0: all)"
+    )
+    p.add_argument("--lr", type=float, default=0.1, help="SGD rate for a batch of 128")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--runs-dir", metavar="DIR", help="keep the run directories here (default: deleted)"
+    )
+    p.set_defaults(func=_cmd_analyze_degradation)
 
     data = sub.add_parser("data", help="data sets: inspect, export")
     dsub = data.add_subparsers(dest="data_command", required=True)

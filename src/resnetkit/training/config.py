@@ -43,6 +43,7 @@ class DataConfig:
     on_bad_image: str = "skip"  # "skip" or "error"
     max_pixels: int = MAX_PIXELS
     class_weight: str | None = None  # "auto": weight each class by n / (classes × count)
+    train_subset: int | None = None  # train on this many images (stratified, seeded)
 
 
 @dataclass
@@ -65,13 +66,15 @@ class ScheduleConfig:
     warmup_epochs: float = 0.0
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: epoch fractions
     gamma: float = 0.1
+    # Wall-clock budget of the whole run, minutes: epochs are cut to what fits (budget.py).
+    budget_minutes: float | None = None
 
 
 @dataclass
 class RunConfig:
     seed: int = 0
     deterministic: bool = False
-    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16"
+    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16", "auto"
     strategy: str = "auto"  # "auto", "one", "mirrored", "multiworker"
     keep_checkpoints: int = 3
     tta: bool = False  # final test metrics with horizontal-flip test-time augmentation

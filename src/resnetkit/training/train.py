@@ -46,6 +46,7 @@ from resnetkit.training.callbacks import (
 from resnetkit.training.checkpoint import Checkpoints, restore_network
 from resnetkit.training.config import Config, load_config, save_config
 from resnetkit.training.distribute import is_chief, make_strategy, unscoped_build
+from resnetkit.training.hardware import resolve_precision, slow_precision_warning
 from resnetkit.training.optim import make_optimizer
 from resnetkit.transfer.finetune import (
     Phase,
@@ -87,8 +88,12 @@ def train(
     *,
     resume: bool = False,
     stream=None,
+    callbacks: list | tuple = (),
 ) -> dict:
     """Train per ``config`` into ``run_dir`` (or resume the run there); return the summary.
+
+    ``callbacks``: extra Keras callbacks, called before resnetkit's own, so that metrics
+    they add to an epoch's ``logs`` are recorded in metrics.jsonl/csv.
 
     Raises ``RunInterrupted`` after SIGTERM/SIGINT (a checkpoint was saved),
     ``TrainingDiverged`` on a NaN/inf loss, ``CheckpointError`` when the run directory
@@ -106,7 +111,12 @@ def train(
     else:
         config = config or Config()
         run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+        precision = resolve_precision(config.run.precision)  # config.yaml records the choice
+        config = replace(config, run=replace(config.run, precision=precision))
     _check_config(config)
+    warning = slow_precision_warning(config.run.precision)
+    if warning:
+        print(warning, file=stream)
 
     strategy = make_strategy(config.run.strategy)  # first: multi-worker set-up precedes all ops
     # Every worker runs the same code, saves included (reading synchronized variables is a
@@ -121,7 +131,7 @@ def train(
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.run.precision)
     try:
-        return _train(config, run_dir, out_dir, resume, strategy, chief, started, stream)
+        return _train(config, run_dir, out_dir, resume, strategy, chief, started, stream, callbacks)
     except BaseException:
         if created and not (out_dir / "config.yaml").exists():  # failed before it began
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -132,7 +142,9 @@ def train(
             shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -> dict:
+def _train(
+    config, run_dir, out_dir, resume, strategy, chief, started, stream, extra_callbacks=()
+) -> dict:
     inputs = resolve_inputs(config)
     c = config
     if inputs.pretrained is not None:  # the saved config names the architecture used
@@ -146,13 +158,6 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
         file=stream,
     )
     ft = c.finetune if inputs.pretrained is not None else None
-    epochs = c.schedule.epochs
-    names = stage_names(c.model.name)
-    # Planned (and checked) before anything is written into the run directory.
-    phases = plan_phases(ft, epochs, names) if ft else [Phase(0, epochs, tuple(names))]
-    patience = ft.patience if ft else None
-    if patience is not None and not len(source.splits.get("val") or ()):
-        raise ValueError("finetune.patience needs validation data: set data.val_fraction > 0")
     train_split = source.splits["train"]
     if c.data.batch_size > len(train_split):  # small data sets: one batch of everything
         print(
@@ -163,6 +168,15 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
         c = replace(c, data=replace(c.data, batch_size=len(train_split)))
     batch = c.data.batch_size
     steps = len(train_split) // batch
+    if c.schedule.budget_minutes is not None and not resume:
+        c = _fit_to_budget(c, inputs, strategy, started, stream)
+    epochs = c.schedule.epochs
+    names = stage_names(c.model.name)
+    # Planned (and checked) before anything is written into the run directory.
+    phases = plan_phases(ft, epochs, names) if ft else [Phase(0, epochs, tuple(names))]
+    patience = ft.patience if ft else None
+    if patience is not None and not len(source.splits.get("val") or ()):
+        raise ValueError("finetune.patience needs validation data: set data.val_fraction > 0")
     save_config(c, out_dir / "config.yaml")
     save_class_map(out_dir / "class_map.json", source.class_names)
     one_hot = bool(c.augment.mixup or c.augment.cutmix or c.optim.label_smoothing)
@@ -266,6 +280,7 @@ def _train(config, run_dir, out_dir, resume, strategy, chief, started, stream) -
         positioned = [guard, progress, recorder]  # they need the step offset of a resume
         callbacks = [
             *([keras.callbacks.SwapEMAWeights()] if c.optim.ema_decay is not None else []),
+            *extra_callbacks,
             *positioned,
             keras.callbacks.TensorBoard(
                 str(out_dir / "tensorboard"), write_graph=False, profile_batch=0
@@ -371,6 +386,15 @@ def _finish(
         apply_bad_image_policy(bad + late, "skip", report=report)
         print(f"bad images: {len(late)} more found while decoding; listed in {report}", file=stream)
     _save_model(model, out_dir / "model.keras")
+    summary["data_summary"] = {
+        "classes": inputs.source.class_names,
+        "counts": {
+            k: v.counts(inputs.source.num_classes)
+            for k, v in inputs.source.splits.items()
+            if len(v)
+        },
+        "bad_files": len(bad) + len(late),
+    }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     if not chief:
         return summary
@@ -380,8 +404,106 @@ def _finish(
             + (f" (flip TTA; {test['test_accuracy_no_tta']:.4f} without)" if c.run.tta else ""),
             file=stream,
         )
+    _evaluate_and_report(c, out_dir, model, inputs, stream)
     print(f"run directory: {run_dir}", file=stream)
     return summary
+
+
+def _fit_to_budget(c: Config, inputs: Inputs, strategy, started: float, stream) -> Config:
+    """``schedule.budget_minutes``: measure a throwaway copy of the network on real batches
+    and cut ``schedule.epochs`` (warm-up in proportion) to what fits; see budget.py."""
+    from resnetkit.models import create_model
+    from resnetkit.training import budget
+
+    if strategy.num_replicas_in_sync > 1:
+        raise ValueError("schedule.budget_minutes needs a single device (workers could disagree)")
+    s = c.schedule
+    if s.budget_minutes <= 0:
+        raise ValueError(f"schedule.budget_minutes must be positive; got {s.budget_minutes}")
+    source, batch = inputs.source, c.data.batch_size
+    one_hot = bool(c.augment.mixup or c.augment.cutmix or c.optim.label_smoothing)
+    probe = create_model(
+        inputs.pretrained.arch if inputs.pretrained is not None else c.model.name,
+        num_classes=c.model.num_classes or source.num_classes,
+        input_shape=inputs.input_shape,
+        classifier_activation="softmax",
+        dtype=None if c.run.precision == "float32" else c.run.precision,
+    )
+    probe.compile(
+        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
+        loss=_loss(one_hot, c.optim.label_smoothing),
+        jit_compile=c.run.jit_compile,
+    )
+    take = min(11, len(source.splits["train"]) // batch)
+    data = build_dataset(
+        source.splits["train"].subset(np.arange(min(len(source.splits["train"]), take * batch))),
+        inputs.prep,
+        channels=inputs.channels,
+        batch_size=batch,
+        training=True,
+        augment=c.augment,
+        num_classes=source.num_classes,
+        seed=c.run.seed,
+        cache="memory",
+        drop_remainder=True,
+    )
+    rate = budget.measure_rate(probe, _as_one_hot(data, one_hot, source.num_classes), batch)
+    del probe
+    keras.utils.set_random_seed(c.run.seed)  # the real model starts as without the probe
+    sizes = {k: len(v) for k, v in source.splits.items()}
+    p = budget.plan(
+        s.budget_minutes * 60,
+        time.perf_counter() - started,
+        rate,
+        train_images=(len(source.splits["train"]) // batch) * batch,
+        val_images=sizes.get("val", 0),
+        test_images=sizes.get("test", 0) or sizes.get("val", 0),
+        test_passes=3 if c.run.tta else 2,
+        max_epochs=s.epochs,
+    )
+    print(
+        f"time budget {s.budget_minutes:g} min: {rate:,.0f} images/s measured, "
+        f"~{p.epoch_seconds:.0f} s per epoch -> {p.epochs} of {s.epochs} epochs",
+        file=stream,
+    )
+    # config.yaml keeps the resolved schedule, not the budget: a resume or rerun from it
+    # trains exactly these epochs.
+    warmup = s.warmup_epochs * p.epochs / s.epochs
+    return replace(
+        c, schedule=replace(s, epochs=p.epochs, warmup_epochs=warmup, budget_minutes=None)
+    )
+
+
+def _evaluate_and_report(c: Config, out_dir: Path, model, inputs: Inputs, stream) -> None:
+    """evaluation/SPLIT/ (metrics, charts; the test split, else validation) and report.html.
+
+    Both are derived from the saved run: a failure here is reported, not fatal, and
+    ``resnetkit evaluate``/``resnetkit report`` can redo them.
+    """
+    from resnetkit.evaluate.evaluation import evaluate_split, write_evaluation
+    from resnetkit.report import write_report
+
+    splits = inputs.source.splits
+    name = next((s for s in ("test", "val") if len(splits.get(s) or ())), None)
+    try:
+        if name is not None:
+            ev = evaluate_split(
+                model,
+                splits[name],
+                inputs.source.class_names,
+                inputs.prep,
+                batch_size=c.data.batch_size,
+                tta=c.run.tta,
+            )
+            ev.metrics.update({"data": c.data.source, "split": name})
+            write_evaluation(ev, out_dir / "evaluation" / name, title=f"{name} split")
+        print(f"report: {write_report(out_dir)}", file=stream)
+    except Exception as e:  # the trained model is saved: say what failed, do not lose it
+        print(
+            f"warning: evaluation/report failed ({type(e).__name__}: {e}); "
+            f"rerun with `resnetkit report {out_dir}`",
+            file=stream,
+        )
 
 
 def versions() -> dict:
@@ -433,6 +555,8 @@ def resolve_inputs(c: Config) -> Inputs:
         seed=c.run.seed,
         max_pixels=c.data.max_pixels,
     )
+    if c.data.train_subset is not None:
+        source = _train_subset(source, c.data.train_subset, c.run.seed)
     source.validate()
     train = source.splits["train"]
     weights = c.model.weights
@@ -469,6 +593,31 @@ def resolve_inputs(c: Config) -> Inputs:
     resize = max(size, round(size * base.resize_size / base.crop_size))
     prep = Preprocessing(**{**base.to_dict(), "crop_size": size, "resize_size": resize})
     return Inputs(source, prep, (size, size, channels), pretrained)
+
+
+def _train_subset(source: DataSource, n: int, seed: int) -> DataSource:
+    """``data.train_subset``: ``n`` training images, per class in proportion (seeded)."""
+    if n < 1:
+        raise ValueError(f"data.train_subset must be positive; got {n}")
+    subset = stratified_subset(source.splits["train"], n, seed)
+    return replace(source, splits={**source.splits, "train": subset})
+
+
+def stratified_subset(images: ImageSet, n: int, seed: int) -> ImageSet:
+    """Exactly ``min(n, len(images))`` images, each class in proportion (largest
+    remainders round), drawn with a seeded shuffle; in the original order."""
+    if n >= len(images):
+        return images
+    classes, counts = np.unique(images.labels, return_counts=True)
+    quota = counts * n / len(images)
+    take = np.floor(quota).astype(np.int64)
+    take[np.argsort(take - quota, kind="stable")[: n - take.sum()]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [
+        rng.permutation(np.flatnonzero(images.labels == c))[:k]
+        for c, k in zip(classes, take, strict=True)
+    ]
+    return images.subset(np.sort(np.concatenate(picked)))
 
 
 def build_model(c: Config, inputs: Inputs, stream=None) -> keras.Model:

@@ -1,0 +1,290 @@
+"""Evaluate a classifier on one split and write what a person needs to judge it.
+
+    OUT/
+        metrics.json                     accuracy, top-5, per-class P/R/F1, averages, ECE, ...
+        predictions.csv                  one row per image: file, true, predicted, confidence
+        confusion_matrix.png             raw counts
+        confusion_matrix_normalized.png  each row divided by its class's support (recall)
+        reliability.png                  calibration: accuracy against confidence
+        mistakes.png                     the most confident mistakes
+        samples.npz                      a few images with labels, for the report's Grad-CAM
+
+The same code serves ``resnetkit evaluate`` and the test evaluation at the end of every
+training run, with the training run's own data pipeline (``build_dataset``), so both see
+the images exactly as validation did.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from resnetkit.cache import temporary_sibling
+from resnetkit.data.checks import decode_image
+from resnetkit.data.pipeline import BadImageLog, build_dataset
+from resnetkit.data.sources import MAX_PIXELS, ImageSet
+from resnetkit.evaluate.metrics import classification_metrics
+from resnetkit.evaluate.predict import predict_dataset
+from resnetkit.weights.specs import Preprocessing
+
+MISTAKES_SHOWN = 16
+SAMPLES_KEPT = 8
+
+
+@dataclass
+class Evaluation:
+    """Predictions on one split and the metrics computed from them."""
+
+    metrics: dict
+    probs: np.ndarray
+    labels: np.ndarray
+    split: ImageSet  # the images evaluated, in prediction order (unreadable files left out)
+    channels: int
+    skipped: list  # BadImage: files that could not be decoded
+
+    def image(self, i: int) -> np.ndarray:
+        """The ``i``-th evaluated image as decoded uint8 (H, W, C)."""
+        if self.split.arrays is not None:
+            return self.split.arrays[i]
+        return decode_image(self.split.paths[i], self.channels, MAX_PIXELS)
+
+    def name(self, i: int) -> str:
+        return self.split.paths[i] if self.split.paths is not None else f"#{i}"
+
+
+def evaluate_split(
+    model: keras.Model,
+    split: ImageSet,
+    class_names: list[str],
+    prep: Preprocessing,
+    *,
+    batch_size: int = 128,
+    tta: bool = False,
+) -> Evaluation:
+    """Predict every image of ``split`` (labels index ``class_names``) and measure."""
+    if not len(split):
+        raise ValueError("nothing to evaluate: the split holds no images")
+    channels = int(model.input_shape[-1])
+    bad_log = BadImageLog()
+    ds = build_dataset(split, prep, channels=channels, batch_size=batch_size, bad_log=bad_log)
+    probs, labels = predict_dataset(model, ds, tta=tta)
+    skipped = bad_log.items
+    if skipped:  # the pipeline left them out: keep the split aligned with the predictions
+        lost = {b.path for b in skipped}
+        kept = np.asarray([i for i, p in enumerate(split.paths) if p not in lost], np.int64)
+        split = split.subset(kept)
+    metrics = classification_metrics(probs, labels, class_names)
+    metrics.update({"tta": tta, "skipped_files": [b.path for b in skipped]})
+    return Evaluation(metrics, probs, labels, split, channels, skipped)
+
+
+def write_evaluation(ev: Evaluation, out: str | Path, *, title: str = "") -> Path:
+    """metrics.json, predictions.csv, the charts and samples.npz into ``out``."""
+    from resnetkit import plots
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = ev.metrics["class_names"]
+    matrix = np.asarray(ev.metrics["confusion_matrix"])
+    suffix = f" — {title}" if title else ""
+    plots.confusion_matrix(matrix, names, out / "confusion_matrix.png", title=f"counts{suffix}")
+    plots.confusion_matrix(
+        matrix,
+        names,
+        out / "confusion_matrix_normalized.png",
+        normalized=True,
+        title=f"share of each true class{suffix}",
+    )
+    plots.reliability_diagram(ev.metrics["calibration"], out / "reliability.png", title=title)
+    wrong = _confident_mistakes(ev)
+    plots.image_grid(
+        [ev.image(i) for i in wrong],
+        [
+            f"{names[ev.probs[i].argmax()]} {ev.probs[i].max():.0%}\n(true: {names[ev.labels[i]]})"
+            for i in wrong
+        ],
+        out / "mistakes.png",
+        title=f"most confident mistakes{suffix}" if wrong else "no mistakes",
+    )
+    _write_atomic(out / "predictions.csv", _predictions_csv(ev).encode())
+    _save_samples(ev, out / "samples.npz")
+    _write_atomic(out / "metrics.json", json.dumps(ev.metrics, indent=1).encode())
+    return out
+
+
+def _confident_mistakes(ev: Evaluation) -> list[int]:
+    predicted = ev.probs.argmax(-1)
+    wrong = np.flatnonzero(predicted != ev.labels)
+    order = np.argsort(-ev.probs[wrong].max(-1), kind="stable")
+    return wrong[order][:MISTAKES_SHOWN].tolist()
+
+
+def _predictions_csv(ev: Evaluation) -> str:
+    names = ev.metrics["class_names"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["image", "true", "predicted", "confidence", "correct"])
+    for i, (p, y) in enumerate(zip(ev.probs, ev.labels, strict=True)):
+        k = int(p.argmax())
+        writer.writerow([ev.name(i), names[y], names[k], f"{p[k]:.4f}", int(k == y)])
+    return buffer.getvalue()
+
+
+def _save_samples(ev: Evaluation, path: Path) -> None:
+    """A few evaluated images (one per class first, at the network's input size) for the
+    report's Grad-CAM panel; the report then needs no access to the data."""
+    picked: list[int] = []
+    for k in range(len(ev.metrics["class_names"])):
+        hits = np.flatnonzero(ev.labels == k)
+        if len(hits) and len(picked) < SAMPLES_KEPT:
+            picked.append(int(hits[0]))
+    rest = [i for i in range(len(ev.labels)) if i not in picked]
+    picked += rest[: SAMPLES_KEPT - len(picked)]
+    images = [ev.image(i) for i in picked]
+    same_shape = len({im.shape for im in images}) == 1
+    tmp = temporary_sibling(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                images=np.stack(images) if same_shape else np.array(images, dtype=object),
+                labels=ev.labels[picked],
+                names=np.array([ev.name(i) for i in picked]),
+            )
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = temporary_sibling(path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def format_metrics(metrics: dict) -> str:
+    """The readable table ``resnetkit evaluate`` prints."""
+    rows = [("class", "precision", "recall", "F1", "support")]
+    for name, m in metrics["classes"].items():
+        rows.append(
+            (
+                name,
+                f"{m['precision']:.4f}",
+                f"{m['recall']:.4f}",
+                f"{m['f1']:.4f}",
+                f"{m['support']:,}",
+            )
+        )
+    rows.append(("", "", "", "", ""))
+    for name, m in metrics["averages"].items():
+        rows.append(
+            (
+                f"{name} avg",
+                f"{m['precision']:.4f}",
+                f"{m['recall']:.4f}",
+                f"{m['f1']:.4f}",
+                f"{m['support']:,}",
+            )
+        )
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{r[0]:<{width}}  {r[1]:>9}  {r[2]:>9}  {r[3]:>9}  {r[4]:>9}".rstrip() for r in rows]
+    top5 = metrics.get("top5_accuracy")
+    lines += [
+        "",
+        f"images {metrics['images']:,}"
+        + (" (flip TTA)" if metrics.get("tta") else "")
+        + f"   top-1 {metrics['accuracy']:.4f}"
+        + (f"   top-5 {top5:.4f}" if top5 is not None else "")
+        + f"   NLL {metrics['nll']:.4f}   ECE {metrics['calibration']['ece']:.4f}",
+    ]
+    if metrics.get("skipped_files"):
+        lines.append(f"unreadable files left out: {len(metrics['skipped_files'])}")
+    return "\n".join(lines)
+
+
+def evaluate_on_data(
+    classifier,
+    data: str,
+    *,
+    split: str | None = None,
+    tta: bool = False,
+    batch_size: int = 128,
+    out: str | Path | None = None,
+) -> tuple[Evaluation, Path]:
+    """``resnetkit evaluate``: load ``data``, pick the split, evaluate, write into ``out``.
+
+    ``split``: ``test``, ``val`` or ``train``; by default the test split, else the
+    validation split, else every image (a folder without split subfolders). ``val`` of a
+    run's own data is rebuilt with the run's seed and validation fraction. The data's
+    classes are matched to the model's by name.
+    """
+    from resnetkit.data import load_data
+
+    val_fraction, seed = 0.0, 0
+    if split == "val" and classifier.run_dir is not None:
+        from resnetkit.training.config import load_config
+
+        config = load_config(classifier.run_dir / "config.yaml")
+        val_fraction, seed = config.data.val_fraction, config.run.seed
+    source = load_data(data, val_fraction=val_fraction, seed=seed)
+    splits = {k: v for k, v in source.splits.items() if len(v)}
+    if split is None:
+        split = next((s for s in ("test", "val", "train") if s in splits), None)
+    if split not in splits:
+        raise ValueError(
+            f"{data}: no images in split {split!r}; available: {', '.join(splits) or 'none'}"
+        )
+    images = _to_model_classes(splits[split], source.class_names, classifier, data)
+    ev = evaluate_split(
+        classifier.model,
+        images,
+        classifier.class_names,
+        classifier.prep,
+        batch_size=batch_size,
+        tta=tta,
+    )
+    ev.skipped = source.bad + ev.skipped
+    ev.metrics.update(
+        {
+            "model": str(classifier.path),
+            "data": data,
+            "split": split,
+            "skipped_files": [b.path for b in ev.skipped],
+        }
+    )
+    if out is None:
+        name = Path(data).name or "data"
+        if classifier.run_dir is not None:
+            out = classifier.run_dir / "evaluation" / f"{name}-{split}"
+        else:
+            out = classifier.path.with_name(f"{classifier.path.stem}-evaluation-{name}-{split}")
+    return ev, write_evaluation(ev, out, title=f"{Path(data).name} {split}")
+
+
+def _to_model_classes(images: ImageSet, data_names: list[str], classifier, data: str) -> ImageSet:
+    """Relabel ``images`` from the data's class order to the model's."""
+    if data_names == classifier.class_names:
+        return images
+    index = {n: i for i, n in enumerate(classifier.class_names)}
+    missing = [n for n in data_names if n not in index]
+    if missing:
+        where = classifier.run_dir or classifier.path
+        raise ValueError(
+            f"{data}: class(es) {', '.join(missing[:10])} are not among the model's classes "
+            f"({where}: {', '.join(classifier.class_names[:10])}"
+            f"{', ...' if len(classifier.class_names) > 10 else ''})"
+        )
+    mapping = np.asarray([index[n] for n in data_names], np.int32)
+    return ImageSet(
+        mapping[images.labels], paths=images.paths, arrays=images.arrays, kinds=images.kinds
+    )
