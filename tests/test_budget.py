@@ -45,6 +45,7 @@ def test_a_budgeted_run_records_the_epochs_it_chose(tmp_path, capsys):
     argv = ["train", "--model", "resnet_tiny", "--data", "digits", "--epochs", "500",
             "--batch-size", "64", "--precision", "float32", "--set", "data.val_fraction=0",
             "--set", "schedule.budget_minutes=0.25", "--set", "schedule.warmup_epochs=100",
+            "--set", "run.report=false",
             "--run-dir", str(run)]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -54,3 +55,4 @@ def test_a_budgeted_run_records_the_epochs_it_chose(tmp_path, capsys):
     assert saved["warmup_epochs"] == pytest.approx(100 * saved["epochs"] / 500)
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == saved["epochs"]
+    assert not (run / "report.html").exists() and not (run / "evaluation").exists()

@@ -79,6 +79,7 @@ class RunConfig:
     keep_checkpoints: int = 3
     tta: bool = False  # final test metrics with horizontal-flip test-time augmentation
     jit_compile: bool = False  # XLA; measured slower than oneDNN for these convnets on CPU
+    report: bool = True  # evaluation/SPLIT/ and report.html at the end (`resnetkit report`)
 
 
 @dataclass

@@ -404,7 +404,8 @@ def _finish(
             + (f" (flip TTA; {test['test_accuracy_no_tta']:.4f} without)" if c.run.tta else ""),
             file=stream,
         )
-    _evaluate_and_report(c, out_dir, model, inputs, stream)
+    if c.run.report:
+        _evaluate_and_report(c, out_dir, model, inputs, stream)
     print(f"run directory: {run_dir}", file=stream)
     return summary
 
