@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-browser test-interop bench-pipeline bench-transfer lint format clean data-deps
+.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer lint format clean data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ test-browser: $(VENV)/.installed-browser data-deps
 		{ apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; }; \
 	fi
 	$(BIN)/python -m pytest -m browser -q tests/test_report_browser.py
+
+# Load tier: `resnetkit serve` under 2,000 requests from 16 clients, batching on and off
+# (about 2 minutes); writes benchmarks/results/serve_load.json.
+test-load: $(VENV)/.installed-dev data-deps
+	$(BIN)/python -m pytest -m load -s -q tests/test_serve_load.py
 
 # Heavier tier: compares with torchvision and timm (installs PyTorch, ~5.5 GB, in its own venv).
 $(INTEROP_VENV)/.installed: pyproject.toml

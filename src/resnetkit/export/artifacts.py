@@ -1,0 +1,235 @@
+"""Exported artifacts as classifiers: each loaded in its own runtime, used like a run.
+
+``load_artifact`` reads the artifact's ``model_card.json`` and ``labels.txt`` and opens the
+file in the runtime the card names (TensorFlow for a SavedModel, onnxruntime for ONNX, the
+LiteRT interpreter for ``.tflite``, Keras for ``.keras``). The result offers what
+``predict_files`` and the server use from a ``Classifier`` (``class_names``, ``num_classes``,
+``channels``, ``decode``, ``predict_arrays``), so one code path serves runs and artifacts,
+and the export parity check runs through this same code.
+
+Whatever preprocessing the card says is not inside the graph is done here with the training
+pipeline's own functions (``resize_center_crop``, ``normalize``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from resnetkit.data.checks import decode_image
+from resnetkit.data.sources import MAX_PIXELS
+from resnetkit.export.card import CARD, read_card, read_labels
+from resnetkit.weights.specs import Preprocessing
+
+RUNTIMES = ("tensorflow", "onnxruntime", "litert", "keras")
+# What the graph itself does to its input: see export.graph.
+INSIDE = ("none", "normalize", "resize_crop_normalize")
+
+
+@dataclass
+class ArtifactClassifier:
+    """An exported artifact with its card, ready to predict uint8 images."""
+
+    path: Path  # the artifact (file or SavedModel folder)
+    card: dict
+    class_names: list[str]
+    runtime: str
+    run: Callable[[np.ndarray], np.ndarray]  # one input batch → the graph's output
+    run_dir: Path | None = None
+
+    @property
+    def prep(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.card["preprocessing"])
+
+    @property
+    def channels(self) -> int:
+        return int(self.card["input"]["shape"][-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def inside(self) -> str:
+        """Which preprocessing the graph does itself (``INSIDE``)."""
+        return self.card["input"]["preprocessing_inside"]
+
+    def decode(self, path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+        """One image file → (H, W, channels) uint8; raises ``BadImageError`` with the reason."""
+        return decode_image(str(path), self.channels, max_pixels)
+
+    def prepare(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """uint8 images (same size) → this artifact's input batch: the caller's share of the
+        preprocessing (none, crop, or crop and normalize)."""
+        if self.inside == "resize_crop_normalize":
+            return np.stack(images).astype(np.uint8, copy=False)
+        from resnetkit.export.graph import prepare_images
+
+        return prepare_images(images, self.prep, normalized=self.inside == "none")
+
+    def outputs(self, images: list[np.ndarray] | np.ndarray, *, batch_size: int = 64) -> np.ndarray:
+        """The graph's raw output for uint8 images of any size (probabilities or logits, per
+        ``card["output"]["kind"]``). Images that the graph resizes itself go in same-size
+        batches; the order of ``images`` is kept."""
+        n = len(images)
+        out = np.zeros((n, self.num_classes), np.float32)
+        if self.inside == "resize_crop_normalize":
+            groups: dict[tuple, list[int]] = {}
+            for i, im in enumerate(images):
+                groups.setdefault(tuple(np.shape(im)), []).append(i)
+            batches = [b for idx in groups.values() for b in _chunks(idx, batch_size)]
+        else:
+            batches = _chunks(list(range(n)), batch_size)
+        for index in batches:
+            x = self.prepare([images[i] for i in index])
+            out[index] = self.run(x)
+        return out
+
+    def predict_arrays(
+        self, images: list[np.ndarray] | np.ndarray, *, batch_size: int = 64, tta: bool = False
+    ) -> np.ndarray:
+        """Class probabilities for uint8 images of any size; ``tta`` averages each image with
+        its mirror image, as ``Classifier.predict_arrays`` does."""
+        if not len(images):
+            return np.zeros((0, self.num_classes), np.float32)
+        if not tta:
+            return self._probabilities(self.outputs(images, batch_size=batch_size))
+        if self.inside == "resize_crop_normalize":
+            raise ValueError(
+                f"{self.path}: --tta needs the crop outside the graph; this artifact resizes and "
+                "crops inside it (exported with --include-preprocessing)"
+            )
+        out = []
+        for index in _chunks(list(range(len(images))), batch_size):
+            x = self.prepare([images[i] for i in index])
+            p = self._probabilities(self.run(x)) + self._probabilities(self.run(x[:, :, ::-1]))
+            out.append(p / 2)
+        return np.concatenate(out)
+
+    def _probabilities(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.asarray(raw, np.float32)
+        if self.card["output"]["kind"] == "probabilities":
+            return raw
+        e = np.exp(raw - raw.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+
+def _chunks(index: list[int], size: int) -> list[list[int]]:
+    return [index[i : i + size] for i in range(0, len(index), size)]
+
+
+def find_export(path: str | Path) -> tuple[Path, Path] | None:
+    """(folder holding the card, artifact) if ``path`` is an export, else ``None``.
+
+    ``path`` may be the export folder, the artifact file (``.onnx``, ``.tflite``,
+    ``.keras``) or the SavedModel folder inside it.
+    """
+    path = Path(path)
+    if path.is_dir() and (path / CARD).is_file():
+        folder = path
+    elif (path.is_file() or (path / "saved_model.pb").is_file()) and (path.parent / CARD).is_file():
+        folder = path.parent
+    else:
+        return None
+    card = read_card(folder)
+    artifact = folder / card["artifact"]
+    if folder != path and artifact.resolve() != path.resolve():
+        return None  # a file beside someone else's card
+    return folder, artifact
+
+
+def is_export(path: str | Path) -> bool:
+    """Whether ``path`` names an exported artifact (rather than a run or a .keras model)."""
+    path = Path(path)
+    if path.suffix.lower() in (".onnx", ".tflite") or (path / "saved_model.pb").is_file():
+        return True
+    return find_export(path) is not None
+
+
+def load_artifact(path: str | Path, runtime: str | None = None) -> ArtifactClassifier:
+    """An export folder or artifact → ``ArtifactClassifier`` in the card's runtime.
+
+    ``runtime``: ``None`` for the card's; another name is an error, since each format runs
+    in one runtime only.
+    """
+    found = find_export(path)
+    if found is None:
+        raise FileNotFoundError(
+            f"{path}: no {CARD} beside it; artifacts written by `resnetkit export` carry one "
+            "(it records the preprocessing and classes the artifact needs)"
+        )
+    folder, artifact = found
+    card = read_card(folder)
+    expected = card["runtime"]
+    if runtime is not None and runtime != expected:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"--runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+        raise ValueError(
+            f"{artifact} is a {card['format']} artifact, which runs on {expected}; "
+            f"got --runtime {runtime}"
+        )
+    if card["input"].get("preprocessing_inside") not in INSIDE:
+        raise ValueError(f"{folder / CARD}: unknown input.preprocessing_inside")
+    names = read_labels(folder)
+    if len(names) != int(card["output"]["shape"][-1]):
+        raise ValueError(
+            f"{folder}: labels.txt names {len(names)} classes but the artifact has "
+            f"{card['output']['shape'][-1]} outputs"
+        )
+    return ArtifactClassifier(artifact, card, names, expected, open_runtime(artifact, expected))
+
+
+def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A function running one batch through ``artifact`` in ``runtime``."""
+    if runtime == "tensorflow":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(artifact))
+
+        def run(x):
+            # ``serve``: Keras' export endpoint. Reached through ``loaded`` so that the closure
+            # keeps the loaded object, which owns the variables, alive.
+            return loaded.serve(x).numpy()
+
+        return run
+    if runtime == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x})[0]
+    if runtime == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(artifact), num_threads=_threads())
+        runner = interpreter.get_signature_runner()
+        (name,) = runner.get_input_details()
+        lock = threading.Lock()  # an interpreter runs one batch at a time
+
+        def run(x):
+            with lock:
+                (out,) = runner(**{name: x}).values()
+                return np.array(out)
+
+        return run
+    if runtime == "keras":
+        import keras
+        import tensorflow as tf
+
+        import resnetkit.export.graph  # noqa: F401  (registers ImagePreprocessing)
+
+        model = keras.saving.load_model(artifact, compile=False)
+        forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: forward(x).numpy()
+    raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+
+
+def _threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
