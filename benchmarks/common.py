@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-from pathlib import Path
 
 
 def versions() -> dict:
@@ -28,19 +27,11 @@ def versions() -> dict:
 
 
 def hardware() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from resnetkit.training.hardware import cpu_flags, cpu_has_native_bf16
+    from resnetkit.training.hardware import cpu_flags, cpu_has_native_bf16, cpu_name
 
     flags = cpu_flags()
     return {
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "machine": platform.machine(),
         "isa": isa_tag(),

@@ -30,6 +30,7 @@ import pytest
 from PIL import Image
 
 from resnetkit.evaluate.loading import load_classifier
+from resnetkit.training.hardware import cpu_name
 
 pytestmark = pytest.mark.load
 
@@ -254,16 +255,6 @@ def _versions() -> dict:
     return out
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def test_load(digits_run, workload):
     settings = {
         "batching": ["--max-batch", "32", "--max-wait-ms", "5"],
@@ -300,7 +291,7 @@ def test_load(digits_run, workload):
         "PNGs; one request in seven carries 3 images); server and clients share the machine",
         "command": COMMAND,
         "hardware": {
-            "cpu": _cpu(),
+            "cpu": cpu_name(),
             "cpus": os.cpu_count(),
             "load_average_at_end": list(os.getloadavg()),
         },
