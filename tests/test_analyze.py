@@ -120,15 +120,16 @@ def test_degradation_config_is_one_recipe_for_every_model():
     assert a.model.name == "plain56" and b.model.name == "resnet20"
     a.model.name = b.model.name
     assert a == b
-    # train() applies it to networks with shortcuts only (it would cut a plain network).
-    assert a.model.zero_init_residual is True
+    assert a.model.zero_init_residual is False  # He et al.'s initialization for every model
     assert a.data.val_fraction == 0 and a.run.precision == "float32"
-    plain_init = degradation_config("resnet56", zero_init_residual=False)
-    assert plain_init.model.zero_init_residual is False
-    args = build_parser().parse_args(["analyze", "degradation", "--out", "x", "--standard-init"])
-    assert args.zero_init_residual is False
+    zero = degradation_config("resnet56", zero_init_residual=True)
+    assert zero.model.zero_init_residual is True
+    args = build_parser().parse_args(
+        ["analyze", "degradation", "--out", "x", "--zero-init-residual"]
+    )
+    assert args.zero_init_residual is True
     args = build_parser().parse_args(["analyze", "degradation", "--out", "x"])
-    assert args.zero_init_residual is True and args.models == "plain20,plain56,resnet20,resnet56"
+    assert args.zero_init_residual is False and args.models == "plain20,plain56,resnet20,resnet56"
 
 
 def _result(errors: dict) -> dict:

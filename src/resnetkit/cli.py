@@ -369,7 +369,7 @@ def _cmd_analyze_degradation(args: argparse.Namespace) -> int:
             f"resnetkit analyze degradation --models {args.models} --data {args.data} "
             f"--epochs {args.epochs} --batch-size {args.batch_size} --train-subset "
             f"{args.train_subset} --test-subset {args.test_subset} --lr {args.lr} "
-            f"--seed {args.seed}{'' if args.zero_init_residual else ' --standard-init'} "
+            f"--seed {args.seed}{' --zero-init-residual' if args.zero_init_residual else ''} "
             f"--out {args.out}"
         ),
     )
@@ -736,10 +736,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument(
-        "--standard-init",
-        dest="zero_init_residual",
-        action="store_false",
-        help="residual branches start as He et al.'s (default: zero-initialized last BN)",
+        "--zero-init-residual",
+        action="store_true",
+        help="start residual branches at zero (last BN scale 0); default: He et al.'s init",
     )
     p.add_argument(
         "--runs-dir", metavar="DIR", help="keep the run directories here (default: deleted)"

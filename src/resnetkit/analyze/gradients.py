@@ -99,7 +99,8 @@ def run_gradients(
     Each model starts from the same seed, trains on the same stream of batches (no
     augmentation; SGD, momentum 0.9, Nesterov, constant rate ``lr × batch_size / 128``, He et
     al.'s initial rate at the default) and is measured on the same fixed batch of
-    ``batch_size`` training images, before and after.
+    ``batch_size`` training images, before and after. Models get standard initialization:
+    zero-initialized residual branches would give their kernels no gradient at the start.
     """
     from resnetkit.training.config import Config, DataConfig
     from resnetkit.training.train import resolve_inputs, versions
