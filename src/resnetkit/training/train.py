@@ -459,7 +459,8 @@ def _fit_to_budget(c: Config, inputs: Inputs, strategy, started: float, stream) 
         train_images=(len(source.splits["train"]) // batch) * batch,
         val_images=sizes.get("val", 0),
         test_images=sizes.get("test", 0) or sizes.get("val", 0),
-        test_passes=3 if c.run.tta else 2,
+        # model.evaluate, the flip-TTA figures, the report's evaluation (see _finish)
+        test_passes=1 + (2 if c.run.tta else 0) + ((2 if c.run.tta else 1) if c.run.report else 0),
         max_epochs=s.epochs,
     )
     print(
