@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-SAFETY = 0.04  # share of the budget held back for noise (the machine is shared)
+# Share of the budget held back for noise. In the first measured run fit() ran 12% slower
+# than the probe's steps (240 against 272 images/s); the probe now computes the run's
+# metrics too, which fit() does every step.
+SAFETY = 0.08
 FIXED_SECONDS = 10.0  # model saving, charts and report.html at the end
 
 

@@ -433,6 +433,7 @@ def _fit_to_budget(c: Config, inputs: Inputs, strategy, started: float, stream) 
     probe.compile(
         optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
         loss=_loss(one_hot, c.optim.label_smoothing),
+        metrics=_metrics(one_hot, source.num_classes),
         jit_compile=c.run.jit_compile,
     )
     take = min(11, len(source.splits["train"]) // batch)
