@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import uuid
 import zlib
 
 import h5py
@@ -55,3 +57,23 @@ def save(path, size=(40, 30), mode="RGB", color=(200, 10, 10), **kw):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, color).save(path, **kw)
     return path
+
+
+def png(array: np.ndarray) -> bytes:
+    """A uint8 (H, W, 1|3) array as PNG file bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def multipart(files: dict[str, bytes]) -> tuple[str, bytes]:
+    """(content type, body) of a multipart/form-data request with one part per file."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, data in files.items():
+        disposition = f'form-data; name="image"; filename="{name}"'
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        head += "Content-Type: application/octet-stream\r\n\r\n"
+        body += head.encode() + data + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body

@@ -6,32 +6,14 @@ import io
 import json
 import threading
 import time
-import uuid
 
 import numpy as np
 import pytest
+from helpers import multipart, png
 from PIL import Image
 
 from resnetkit.evaluate.loading import load_classifier
 from resnetkit.serve import Batcher, ServeConfig, make_server
-
-
-def png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def multipart(files: dict[str, bytes]) -> tuple[str, bytes]:
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, data in files.items():
-        disposition = f'form-data; name="image"; filename="{name}"'
-        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
-        head += "Content-Type: application/octet-stream\r\n\r\n"
-        body += head.encode() + data + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return f"multipart/form-data; boundary={boundary}", body
 
 
 def request(server, method, path, body=None, headers=None):

@@ -21,12 +21,12 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import multipart, png
 from PIL import Image
 
 from resnetkit.evaluate.loading import load_classifier
@@ -42,26 +42,10 @@ RESULT = Path(__file__).parents[1] / "benchmarks" / "results" / "serve_load.json
 COMMAND = "make test-load  (pytest -m load -s tests/test_serve_load.py)"
 
 
-def _png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array[..., 0]).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def _multipart(files: dict[str, bytes]) -> tuple[str, bytes]:
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, data in files.items():
-        disposition = f'form-data; name="image"; filename="{name}"'
-        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode()
-        body += data + b"\r\n"
-    return f"multipart/form-data; boundary={boundary}", body + f"--{boundary}--\r\n".encode()
-
-
 def _malformed() -> list[tuple[str, str, bytes, int]]:
     """(kind, content type, body, expected status)."""
     noise = np.random.default_rng(1).integers(0, 256, (48, 48, 1), np.uint8)
-    noisy = _png(noise)
+    noisy = png(noise)
     bomb = io.BytesIO()
     Image.new("L", (8000, 6000)).save(bomb, "PNG")  # 48 MP > the 40 MP limit, a few KB
     return [
@@ -92,9 +76,9 @@ def workload(digits_run):
         j = (i * 7) % len(images)
         if i % 7 == 0:  # now and then several images in one multipart request
             picks = [j, (j + 1) % len(images), (j + 2) % len(images)]
-            content_type, body = _multipart({f"{k}.png": _png(images[k]) for k in picks})
+            content_type, body = multipart({f"{k}.png": png(images[k]) for k in picks})
         else:
-            picks, content_type, body = [j], "image/png", _png(images[j])
+            picks, content_type, body = [j], "image/png", png(images[j])
         requests.append(
             {
                 "kind": "good",
