@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer lint format clean data-deps
+.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed test-slow lint format clean data-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: $(VENV)/.installed-dev
 test: lint data-deps
 	$(BIN)/python -m pytest
 
+# Slow tier: the deepest variants of tests whose shallower cases run by default.
+test-slow: $(VENV)/.installed-dev data-deps
+	$(BIN)/python -m pytest -m slow -q
+
 # Browser tier: report.html in headless Chromium (Debian's chromium + chromium-driver, which
 # this installs when run as root; otherwise install them first).
 $(VENV)/.installed-browser: pyproject.toml | $(VENV)/.installed-dev
@@ -71,6 +75,15 @@ test-interop: $(INTEROP_VENV)/.installed
 
 bench-pipeline: $(INTEROP_VENV)/.installed data-deps
 	$(INTEROP_VENV)/bin/python benchmarks/pipeline.py
+
+# Speed against keras.applications and PyTorch eager (about 25 minutes on 2 cores); writes
+# benchmarks/results/speed-<isa>.json and the README's speed table.
+$(INTEROP_VENV)/.installed-bench: pyproject.toml | $(INTEROP_VENV)/.installed
+	$(INTEROP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[interop,export]'
+	touch $@
+
+bench-speed: $(INTEROP_VENV)/.installed-bench
+	$(INTEROP_VENV)/bin/python benchmarks/speed.py
 
 bench-transfer: $(VENV)/.installed data-deps
 	$(BIN)/python benchmarks/transfer.py

@@ -193,3 +193,14 @@ def test_analyze_degradation_cli_trains_each_model_and_records_curves(tmp_path, 
         assert png.format == "PNG" and png.width > 500
     printed = capsys.readouterr().out
     assert "plain20" in printed and "train error" in printed and "degradation.json" in printed
+
+
+def test_degradation_cli_defaults_are_the_module_defaults():
+    from resnetkit.analyze import degradation
+
+    args = build_parser().parse_args(["analyze", "degradation", "--out", "x"])
+    assert args.epochs == degradation.DEFAULT_EPOCHS
+    assert args.batch_size == degradation.DEFAULT_BATCH_SIZE
+    assert args.train_subset == degradation.DEFAULT_TRAIN_SUBSET
+    assert args.test_subset == degradation.DEFAULT_TEST_SUBSET
+    assert args.models.split(",") == list(degradation.DEFAULT_MODELS)

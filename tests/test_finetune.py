@@ -149,7 +149,7 @@ def _check_run(run_dir, classes: int):
 def _two_stage_on_a_folder(tmp_path, weights, arch, classes, *extra):
     """load → adapt → two-stage fine-tune → test evaluation → model.keras, on PNG folders."""
     data = _image_folder(tmp_path / "images", classes=classes)
-    items = ["schedule.epochs=3", "finetune.head_epochs=1", "data.val_fraction=0", *extra]
+    items = ["schedule.epochs=2", "finetune.head_epochs=1", "data.val_fraction=0", *extra]
     config = _config(weights, data, f"model.name={arch}", "model.input_size=[64, 64, 3]", *items)
     finetune(config, tmp_path / "run", stream=None)
     _check_run(tmp_path / "run", len(classes))

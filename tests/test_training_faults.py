@@ -26,7 +26,7 @@ data: {source: digits, batch_size: 32, val_fraction: 0.2}
 augment: {crop: pad, pad: 1, flip: false, erasing: 0.25}
 optim: {lr: 0.4, ema_decay: 0.9, label_smoothing: 0.1}
 schedule: {name: onecycle, epochs: 16}
-run: {deterministic: true, keep_checkpoints: 2, tta: true}
+run: {deterministic: true, keep_checkpoints: 2, tta: true, report: false}
 """
 
 

@@ -8,13 +8,14 @@ from helpers import fill_weights, images, write_keras_h5
 from resnetkit.models import create_model
 from resnetkit.weights.keras_apps import read_keras_h5
 
+# The 101- and 152-layer cases repeat the 50-layer ones at 2-3× the time: `make test-slow`.
 CASES = [
     ("resnet50_keras", "ResNet50"),
-    ("resnet101_keras", "ResNet101"),
-    ("resnet152_keras", "ResNet152"),
+    pytest.param("resnet101_keras", "ResNet101", marks=pytest.mark.slow),
+    pytest.param("resnet152_keras", "ResNet152", marks=pytest.mark.slow),
     ("resnet50v2_keras", "ResNet50V2"),
-    ("resnet101v2_keras", "ResNet101V2"),
-    ("resnet152v2_keras", "ResNet152V2"),
+    pytest.param("resnet101v2_keras", "ResNet101V2", marks=pytest.mark.slow),
+    pytest.param("resnet152v2_keras", "ResNet152V2", marks=pytest.mark.slow),
 ]
 SIZE = (64, 64, 3)
 

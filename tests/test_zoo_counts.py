@@ -75,7 +75,15 @@ def test_every_variant_has_a_reference_figure():
     assert listed == set(TRAINABLE) | set(KERAS_TOTAL)
 
 
-@pytest.mark.parametrize("name", sorted(TRAINABLE))
+def _deep_is_slow(names) -> list:
+    """The deepest variants (1202 layers; keras' 101/152) go to the slow tier: their
+    shallower siblings cover the same code by default."""
+    slow = ("resnet1202", "resnet101_keras", "resnet152_keras", "resnet101v2_keras")
+    slow += ("resnet152v2_keras",)
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in sorted(names)]
+
+
+@pytest.mark.parametrize("name", _deep_is_slow(TRAINABLE))
 def test_trainable_params(name):
     model = create_model(name)
     assert count_params(model)[0] == TRAINABLE[name]
@@ -96,7 +104,7 @@ def test_option_b_counts():
     assert count_params(create_model("resnet56", shortcut="B"))[0] == 855_770
 
 
-@pytest.mark.parametrize("name", sorted(KERAS_TOTAL))
+@pytest.mark.parametrize("name", _deep_is_slow(KERAS_TOTAL))
 def test_keras_layout_equals_keras_applications(name):
     """Same counts, and the same weighted layers by name and shape, as keras.applications."""
     ours = create_model(name)

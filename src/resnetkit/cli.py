@@ -724,7 +724,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--models", default="plain20,plain56,resnet20,resnet56", help="comma-separated names"
     )
     p.add_argument("--data", default="fashion-mnist", help="data set with a test split")
-    p.add_argument("--epochs", type=int, default=6)
+    # Literals, equal to resnetkit.analyze.degradation's defaults, so that --help stays fast
+    # (test_analyze checks they agree).
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
         "--train-subset", type=int, default=4000, help="training images (0: all of them)"
