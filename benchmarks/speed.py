@@ -447,42 +447,39 @@ def summarize(results: dict) -> dict:
     return s
 
 
+# The goals: (what, summary section, row, figure, target ratio).
+GOALS = (
+    ("training resnet20 vs PyTorch", "training", "resnet20@32/b128", "ratio_vs_pytorch", 1.25),
+    ("training resnet50 b32 vs PyTorch", "training", "resnet50@224/b32", "ratio_vs_pytorch", 1.0),
+    ("training resnet50 b16 vs PyTorch", "training", "resnet50@224/b16", "ratio_vs_pytorch", 1.0),
+    (
+        "training resnet50 b32 vs keras.applications",
+        "training",
+        "resnet50@224/b32",
+        "ratio_vs_keras_applications",
+        1.0,
+    ),
+    (
+        "training resnet50 b16 vs keras.applications",
+        "training",
+        "resnet50@224/b16",
+        "ratio_vs_keras_applications",
+        1.0,
+    ),
+    ("inference batch 1 vs PyTorch", "inference", "resnet50@224/b1", "ratio", 1.2),
+    ("inference batch 32 vs PyTorch", "inference", "resnet50@224/b32", "ratio", 1.2),
+    (
+        "resnet50 b32 training, fraction of matmul peak",
+        "training",
+        "resnet50@224/b32",
+        "fraction_of_matmul_peak",
+        0.6,
+    ),
+)
+
+
 def goals(s: dict) -> list[dict]:
-    t, i = s["training"], s["inference"]
-    rows = [
-        (
-            "training resnet20 vs PyTorch",
-            t.get("resnet20@32/b128", {}).get("ratio_vs_pytorch"),
-            1.25,
-        ),
-        (
-            "training resnet50 b32 vs PyTorch",
-            t.get("resnet50@224/b32", {}).get("ratio_vs_pytorch"),
-            1.0,
-        ),
-        (
-            "training resnet50 b16 vs PyTorch",
-            t.get("resnet50@224/b16", {}).get("ratio_vs_pytorch"),
-            1.0,
-        ),
-        (
-            "training resnet50 b32 vs keras.applications",
-            t.get("resnet50@224/b32", {}).get("ratio_vs_keras_applications"),
-            1.0,
-        ),
-        (
-            "training resnet50 b16 vs keras.applications",
-            t.get("resnet50@224/b16", {}).get("ratio_vs_keras_applications"),
-            1.0,
-        ),
-        ("inference batch 1 vs PyTorch", i.get("resnet50@224/b1", {}).get("ratio"), 1.2),
-        ("inference batch 32 vs PyTorch", i.get("resnet50@224/b32", {}).get("ratio"), 1.2),
-        (
-            "resnet50 b32 training, fraction of matmul peak",
-            t.get("resnet50@224/b32", {}).get("fraction_of_matmul_peak"),
-            0.6,
-        ),
-    ]
+    rows = [(g, s[sec].get(row, {}).get(key), tgt) for g, sec, row, key, tgt in GOALS]
     mem = s["memory"]
     if "resnetkit" in mem and "pytorch" in mem:
         theirs = min(v for k, v in mem.items() if k.startswith("pytorch"))
