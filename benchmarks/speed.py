@@ -362,7 +362,9 @@ def spawn(job: dict, opts) -> dict:
         cmd += ["--warmup", str(opts.warmup), "--repeats", str(opts.repeats)]
         cmd += ["--min-seconds", str(opts.min_seconds)] + (["--jit"] if opts.jit else [])
         cmd += ["--tf-inter-op", str(opts.tf_inter_op)]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+        # Every contender gets the same TensorFlow kernels: resnetkit's default (oneDNN on),
+        # which TensorFlow itself leaves off on CPUs without AVX512-VNNI/BF16 or AMX.
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS=opts.onednn)
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -554,6 +556,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated substrings of job ids to run")
     parser.add_argument("--jit", action="store_true", help="XLA for the Keras contenders")
     parser.add_argument(
+        "--onednn",
+        choices=("0", "1"),
+        default="1",
+        help="TF_ENABLE_ONEDNN_OPTS for every TensorFlow contender (1: resnetkit's default)",
+    )
+    parser.add_argument(
         "--tf-inter-op", type=int, default=0, help="TensorFlow inter-op threads (0: its default)"
     )
     parser.add_argument("--out", type=Path, default=None)
@@ -599,6 +607,7 @@ def main() -> int:
             "min_seconds": opts.min_seconds,
             "jit": opts.jit,
             "tf_inter_op": opts.tf_inter_op,
+            "tf_enable_onednn_opts": opts.onednn,
         },
         "hardware": hardware(),
         "versions": versions(),

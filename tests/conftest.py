@@ -5,6 +5,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import importlib.util
 
+# resnetkit sets its TensorFlow options (oneDNN kernels) on import, before TensorFlow loads:
+# the suite then runs with the settings users get.
+import resnetkit  # noqa: F401
+
 # In the interop venv (PyTorch 2.14.1's CUDA build), triton's extension crashes when it is
 # first loaded after TensorFlow; torch._dynamo loads it, so load that first.
 if importlib.util.find_spec("torchvision") is not None:

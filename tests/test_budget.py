@@ -1,4 +1,8 @@
-"""Time budgets (schedule.budget_minutes) and run.precision=auto."""
+"""Time budgets (schedule.budget_minutes), run.precision=auto and TensorFlow's kernels."""
+
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -56,3 +60,18 @@ def test_a_budgeted_run_records_the_epochs_it_chose(tmp_path, capsys):
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == saved["epochs"]
     assert not (run / "report.html").exists() and not (run / "evaluation").exists()
+
+
+@pytest.mark.parametrize("user_setting, expected", [(None, "True"), ("0", "False")])
+def test_importing_resnetkit_first_turns_onednn_on_unless_the_user_chose(user_setting, expected):
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if user_setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = user_setting
+    code = (
+        "import resnetkit, tensorflow\n"
+        "from resnetkit.training.hardware import onednn_enabled\n"
+        "print(onednn_enabled())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected

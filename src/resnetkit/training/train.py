@@ -46,7 +46,11 @@ from resnetkit.training.callbacks import (
 from resnetkit.training.checkpoint import Checkpoints, restore_network
 from resnetkit.training.config import Config, load_config, save_config
 from resnetkit.training.distribute import is_chief, make_strategy, unscoped_build
-from resnetkit.training.hardware import resolve_precision, slow_precision_warning
+from resnetkit.training.hardware import (
+    onednn_enabled,
+    resolve_precision,
+    slow_precision_warning,
+)
 from resnetkit.training.optim import make_optimizer
 from resnetkit.transfer.finetune import (
     Phase,
@@ -520,6 +524,7 @@ def versions() -> dict:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "onednn": onednn_enabled(),
     }
 
 
