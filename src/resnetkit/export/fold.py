@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from resnetkit.models.layers import PaddedConv2D
+
 
 @dataclass(frozen=True)
 class FoldReport:
@@ -44,7 +46,8 @@ def foldable_pairs(model: keras.Model) -> tuple[dict[str, str], list[str]]:
         conv = _producer(layer)
         ok = (
             isinstance(conv, keras.layers.Conv2D)
-            and type(conv) is keras.layers.Conv2D  # not a subclass with other semantics
+            # not a subclass with other semantics (padding inside the convolution is fine)
+            and type(conv) in (keras.layers.Conv2D, PaddedConv2D)
             and conv.data_format == "channels_last"
             and conv.activation in (None, keras.activations.linear)
             and len(conv._inbound_nodes) == 1

@@ -7,6 +7,11 @@
   ``MaxPool2d(padding=p)``. Keras' ``padding="same"`` pads asymmetrically for stride 2 and
   ``ZeroPadding2D`` differs wherever the input can be negative (a pre-activation stem).
 
+- ``PaddedConv2D``: ``Conv2D`` padded symmetrically inside the convolution, as PyTorch's
+  ``Conv2d(padding=p)``. A ``ZeroPadding2D`` before a "valid" convolution computes the same,
+  but keeps a padded copy of the input for the backward pass: ResNet-50 training at batch 32
+  peaked at 5.02 GiB that way against 4.08 GiB, and ran 8% slower (2-core AVX2, oneDNN).
+
 - ``BatchNormalization``: Keras' own layer, but training steps run TensorFlow's fused
   batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops; the fused
   kernel made a ResNet-20 training step 1.5× faster on this 2-core CPU (measured, float32 and
@@ -89,6 +94,49 @@ class TorchMaxPool2D(keras.layers.Layer):
             "strides": self.strides,
             "padding": self.padding,
         }
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class PaddedConv2D(keras.layers.Conv2D):
+    """``Conv2D`` with ``pad`` zeros on every side of the input (``padding`` stays "valid")."""
+
+    def __init__(self, *args, pad: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.padding != "valid":
+            raise ValueError(f"PaddedConv2D pads by itself; got padding={self.padding!r}")
+        self.pad = int(pad)
+
+    def convolution_op(self, inputs, kernel):
+        p = self.pad
+        if not p:
+            return super().convolution_op(inputs, kernel)
+        last = self.data_format == "channels_last"
+        paddings = [[0, 0], [p, p], [p, p], [0, 0]] if last else [[0, 0], [0, 0], [p, p], [p, p]]
+        if keras.backend.backend() == "tensorflow" and self.groups == 1 and last:
+            import tensorflow as tf
+
+            # TensorFlow's convolution pads by itself (explicit paddings): no padded copy.
+            return tf.nn.conv2d(
+                inputs,
+                kernel,
+                strides=list(self.strides),
+                padding=paddings,
+                dilations=list(self.dilation_rate),
+            )
+        return super().convolution_op(ops.pad(inputs, paddings), kernel)
+
+    def compute_output_shape(self, input_shape):
+        p = self.pad
+        if self.data_format == "channels_last":
+            n, h, w, c = input_shape
+            inner = (n, None if h is None else h + 2 * p, None if w is None else w + 2 * p, c)
+        else:
+            n, c, h, w = input_shape
+            inner = (n, c, None if h is None else h + 2 * p, None if w is None else w + 2 * p)
+        return super().compute_output_shape(inner)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pad": self.pad}
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")

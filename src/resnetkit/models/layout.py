@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from resnetkit.models.layers import BatchNormalization, TorchMaxPool2D
+from resnetkit.models.layers import BatchNormalization, PaddedConv2D, TorchMaxPool2D
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Layout:
     stride_in_last_block: bool = False
     # Max-pool padding: "-inf" (PyTorch), "zero" (Keras Applications' ZeroPadding2D).
     maxpool_padding: str = "-inf"
+    # Strided convs padded by a ZeroPadding2D layer of their own, as keras.applications builds
+    # them (its layer list is kept), instead of inside the convolution (``PaddedConv2D``).
+    pad_layers: bool = False
     # Stage s, block b -> name prefix.
     block_prefix: str = "stage{stage}_block{block}"
     # Role -> suffix for blocks, role -> full name for stem and head; default: the role.
@@ -83,6 +86,7 @@ KERAS_V1 = Layout(
     biased=frozenset({"stem_conv", "conv1", "conv2", "conv3", "shortcut_conv"}),
     stride_in_1x1=True,
     maxpool_padding="zero",
+    pad_layers=True,
     block_prefix="conv{keras_stage}_block{block}",
     block_names={
         "shortcut_conv": "_0_conv",
@@ -108,6 +112,7 @@ KERAS_V2 = Layout(
     biased=frozenset({"stem_conv", "conv3", "shortcut_conv"}),
     stride_in_last_block=True,
     maxpool_padding="zero",
+    pad_layers=True,
     block_prefix="conv{keras_stage}_block{block}",
     block_names={
         # Pre-activation: bn{i} is the BatchNorm *before* conv{i}.
@@ -155,17 +160,22 @@ class LayerFactory:
         """Conv2D; ``padding="symmetric"`` pads k//2 on every side like PyTorch.
 
         Keras' "same" equals that for stride 1 but pads only bottom/right for stride 2, so
-        strided convs get an explicit ZeroPadding2D and a "valid" convolution.
+        strided convs pad inside the convolution (``PaddedConv2D``), or, in layouts with
+        ``pad_layers``, by a ZeroPadding2D before a "valid" convolution.
         """
         pad = kernel // 2
+        layer, extra = keras.layers.Conv2D, {}
         if padding == "symmetric" and strides > 1 and pad:
-            x = keras.layers.ZeroPadding2D(pad, name=pad_name, dtype=self.dtype)(x)
             conv_padding = "valid"
+            if self.layout.pad_layers:
+                x = keras.layers.ZeroPadding2D(pad, name=pad_name, dtype=self.dtype)(x)
+            else:
+                layer, extra = PaddedConv2D, {"pad": pad}
         elif padding == "symmetric":
             conv_padding = "same"
         else:
             conv_padding = padding
-        return keras.layers.Conv2D(
+        return layer(
             filters,
             kernel,
             strides=strides,
@@ -175,6 +185,7 @@ class LayerFactory:
             kernel_initializer="zeros" if zero_init else "he_normal",
             name=name,
             dtype=self.dtype,
+            **extra,
         )(x)
 
     def bn(self, x, *, name: str | None, zero_init: bool = False):
