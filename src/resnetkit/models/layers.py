@@ -9,8 +9,9 @@
 
 - ``PaddedConv2D``: ``Conv2D`` padded symmetrically inside the convolution, as PyTorch's
   ``Conv2d(padding=p)``. A ``ZeroPadding2D`` before a "valid" convolution computes the same,
-  but keeps a padded copy of the input for the backward pass: ResNet-50 training at batch 32
-  peaked at 5.02 GiB that way against 4.08 GiB, and ran 8% slower (2-core AVX2, oneDNN).
+  but keeps a padded copy of the input for the backward pass: a ResNet-50 ``train_on_batch``
+  at batch 32 peaked at 5.02 GiB that way against 4.08 GiB, and ran 8% slower (2-core AVX2,
+  oneDNN). ``benchmarks/speed.py``'s training loop still peaks at 4.96 GiB (not yet explained).
 
 - ``BatchNormalization``: Keras' own layer, but training steps run TensorFlow's fused
   batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops; the fused
