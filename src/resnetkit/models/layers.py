@@ -99,21 +99,22 @@ class TorchMaxPool2D(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="resnetkit")
 class PaddedConv2D(keras.layers.Conv2D):
-    """``Conv2D`` with ``pad`` zeros on every side of the input (``padding`` stays "valid")."""
+    """Channels-last ``Conv2D`` with ``pad`` zeros on every side of the input (``padding``
+    stays "valid")."""
 
     def __init__(self, *args, pad: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.padding != "valid":
-            raise ValueError(f"PaddedConv2D pads by itself; got padding={self.padding!r}")
+        if self.padding != "valid" or self.data_format != "channels_last":
+            raise ValueError(
+                "PaddedConv2D pads by itself and is channels-last; got "
+                f"padding={self.padding!r}, data_format={self.data_format!r}"
+            )
         self.pad = int(pad)
 
     def convolution_op(self, inputs, kernel):
         p = self.pad
-        if not p:
-            return super().convolution_op(inputs, kernel)
-        last = self.data_format == "channels_last"
-        paddings = [[0, 0], [p, p], [p, p], [0, 0]] if last else [[0, 0], [0, 0], [p, p], [p, p]]
-        if keras.backend.backend() == "tensorflow" and self.groups == 1 and last:
+        paddings = [[0, 0], [p, p], [p, p], [0, 0]]
+        if keras.backend.backend() == "tensorflow" and self.groups == 1:
             import tensorflow as tf
 
             # TensorFlow's convolution pads by itself (explicit paddings): no padded copy.
@@ -124,16 +125,13 @@ class PaddedConv2D(keras.layers.Conv2D):
                 padding=paddings,
                 dilations=list(self.dilation_rate),
             )
+        # Grouped convolutions (ResNeXt) and other backends: pad, then Keras' convolution.
         return super().convolution_op(ops.pad(inputs, paddings), kernel)
 
     def compute_output_shape(self, input_shape):
-        p = self.pad
-        if self.data_format == "channels_last":
-            n, h, w, c = input_shape
-            inner = (n, None if h is None else h + 2 * p, None if w is None else w + 2 * p, c)
-        else:
-            n, c, h, w = input_shape
-            inner = (n, c, None if h is None else h + 2 * p, None if w is None else w + 2 * p)
+        n, h, w, c = input_shape
+        grow = 2 * self.pad
+        inner = (n, None if h is None else h + grow, None if w is None else w + grow, c)
         return super().compute_output_shape(inner)
 
     def get_config(self) -> dict:
