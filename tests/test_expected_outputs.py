@@ -22,6 +22,7 @@ CASES = {
     "seed": (45, 39, 3),
     "resnet20": (32, 32, 3),
     "plain20": (28, 28, 1),
+    "resnet8_fast": (29, 27, 1),
     "wrn16_4": (32, 32, 3),
     **dict.fromkeys(
         [

@@ -14,6 +14,7 @@ REPRESENTATIVE = [
     "resnet_tiny",
     "seed",
     "resnet20",
+    "resnet8_fast",
     "plain20",
     "wrn16_4",
     "resnet18",

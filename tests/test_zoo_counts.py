@@ -10,6 +10,9 @@ from resnetkit.models import count_macs, count_params, create_model, list_models
 TRAINABLE = {
     "seed": 751_370,
     "resnet20": 269_722,
+    # resnetkit's own, counted by hand (3 input channels): stem 864 + 64; blocks 18,560
+    # + 57,728 + 230,144 (1×1 projections in stages 2-3); classifier 1,290.
+    "resnet8_fast": 308_650,
     "resnet32": 464_154,
     "resnet44": 658_586,
     "resnet56": 853_018,

@@ -1,6 +1,8 @@
 """Stems: the layers before the first residual stage.
 
 - ``"cifar"``: 3×3 conv, stride 1 (He et al. §4.2; Wide ResNets).
+- ``"cifar_s2"``: the same conv with stride 2: small images (28×28) start at half
+  resolution, which drops the costliest full-resolution stage (the fast Fashion-MNIST model).
 - ``"imagenet"``: 7×7 conv, stride 2, then 3×3 max-pool, stride 2.
 - ``"deep"``: three 3×3 convs (32-32-64), the first with stride 2, then the max-pool
   (ResNet-C/D of Bag of Tricks, timm's ``*d`` models).
@@ -18,7 +20,7 @@ import keras
 
 from resnetkit.models.layout import LayerFactory
 
-STEMS = ("cifar", "imagenet", "deep", "seed")
+STEMS = ("cifar", "cifar_s2", "imagenet", "deep", "seed")
 
 
 def apply_stem(x, stem: str, width: int, make: LayerFactory, *, preact: bool):
@@ -32,11 +34,20 @@ def apply_stem(x, stem: str, width: int, make: LayerFactory, *, preact: bool):
         x = keras.layers.MaxPooling2D(3, 2, name=top("stem_pool"), dtype=make.dtype)(x)
         return x, feature, 2, 4
 
-    if stem == "cifar":
-        x = make.conv(x, width, 3, name=top("stem_conv"), role="stem_conv")
+    if stem in ("cifar", "cifar_s2"):
+        stride = 2 if stem == "cifar_s2" else 1
+        x = make.conv(
+            x,
+            width,
+            3,
+            strides=stride,
+            name=top("stem_conv"),
+            pad_name=top("stem_pad"),
+            role="stem_conv",
+        )
         if not preact:
             x = make.relu(make.bn(x, name=top("stem_bn")), name=top("stem_relu"))
-        return x, x, 1, 1
+        return x, x, stride, stride
 
     if stem == "imagenet":
         x = make.conv(

@@ -136,6 +136,22 @@ VARIANTS: dict[str, Variant] = {
             min_input_size=8,
             description="two-block network for tests and smoke runs",
         ),
+        Variant(
+            name="resnet8_fast",
+            family="cifar",
+            block="basic",
+            depths=(1, 1, 1),
+            widths=(32, 64, 128),
+            stem="cifar_s2",
+            stem_width=32,
+            input_size=28,
+            num_classes=10,
+            min_input_size=16,
+            description=(
+                "8-layer ResNet for small images: stride-2 stem, 32-64-128 channels, "
+                "projection shortcuts; the fast Fashion-MNIST recipe's model"
+            ),
+        ),
         *[_cifar(d) for d in (20, 32, 44, 56, 110, 1202)],
         *[_cifar(d, plain=True) for d in (20, 32, 44, 56, 110)],
         *[_wide(d, k) for d, k in ((16, 4), (16, 8), (28, 10), (40, 4))],
