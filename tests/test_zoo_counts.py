@@ -65,6 +65,8 @@ GMACS = {
     "wide_resnet50_2": 11.398,
     "wide_resnet101_2": 22.753,
     "resnet20": 0.0406,
+    # by hand at 28×28×3: stem 169,344 + blocks 3,612,672 + 2,809,856 + 3,670,016 + fc 1,280
+    "resnet8_fast": 0.0103,
     "resnet32": 0.0689,
     "resnet44": 0.0972,
     "resnet56": 0.1255,
