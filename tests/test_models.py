@@ -248,3 +248,36 @@ def test_fused_batchnorm_trains_like_keras(dtype):
             np.asarray(a, np.float32), np.asarray(b, np.float32), rtol=tol, atol=tol
         )
     np.testing.assert_allclose(ours(x, training=False), keras_bn(x, training=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [9, 10])  # odd and even: stride 2 leaves a row unused or not
+@pytest.mark.parametrize("traced", [False, True])
+def test_padded_conv_matches_zero_padding_with_gradients(size, traced):
+    """PaddedConv2D (explicit padding, its own gradient) computes what ZeroPadding2D + a
+    "valid" Conv2D computes, outputs and both gradients, eagerly and in a tf.function."""
+    from resnetkit.models.layers import PaddedConv2D
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(3, size, size, 4)), tf.float32)
+    weights = tf.constant(rng.normal(size=(3, (size + 1) // 2, (size + 1) // 2, 6)), tf.float32)
+    ours = PaddedConv2D(6, 3, strides=2, pad=1)
+    reference = keras.Sequential([keras.layers.ZeroPadding2D(1), keras.layers.Conv2D(6, 3, 2)])
+    ours.build(x.shape)
+    reference.build(x.shape)
+    reference.layers[1].kernel.assign(ours.kernel)
+    reference.layers[1].bias.assign(rng.normal(size=6))
+    ours.bias.assign(reference.layers[1].bias)
+
+    def gradients(layer, conv):
+        def run():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x) * weights)
+            return [loss, *tape.gradient(loss, [x, conv.kernel])]
+
+        return tf.function(run)() if traced else run()
+
+    results = [gradients(ours, ours), gradients(reference, reference.layers[1])]
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(results[0][1]))) > 0
