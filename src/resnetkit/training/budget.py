@@ -33,16 +33,25 @@ class BudgetPlan:
     reserved_seconds: float  # final evaluation + fixed costs
 
 
-def measure_rate(model, ds: tf.data.Dataset, batch_size: int, warmup: int = 3, timed: int = 8):
-    """Training images per second of a compiled ``model`` on ``ds`` (after ``warmup``
-    steps, which include tracing)."""
+def measure_rate(
+    model,
+    ds: tf.data.Dataset,
+    batch_size: int,
+    warmup: int = 3,
+    timed: int = 8,
+    min_seconds: float = 3.0,
+) -> float:
+    """Training images per second of a compiled ``model`` on ``ds``: after ``warmup`` steps
+    (which include tracing), at least ``timed`` steps and ``min_seconds`` of them. Eight
+    steps of resnet8_fast take 0.2 s, too short a sample on a shared machine."""
     it = iter(ds.repeat())
     for _ in range(warmup):
         model.train_on_batch(*next(it))
-    start = time.perf_counter()
-    for _ in range(timed):
+    steps, start = 0, time.perf_counter()
+    while steps < timed or time.perf_counter() - start < min_seconds:
         model.train_on_batch(*next(it))
-    return timed * batch_size / (time.perf_counter() - start)
+        steps += 1
+    return steps * batch_size / (time.perf_counter() - start)
 
 
 def plan(
