@@ -265,6 +265,22 @@ def test_keras_augmentation_layers_run_on_every_crop_mode(crop):
     assert float(np.min(batch)) >= -1.0 - 1e-5 and float(np.max(batch)) <= 1.0 + 1e-5
 
 
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_random_erasing_erases_each_image_with_probability_p(p):
+    """augment.erasing is the probability itself (Keras' single-number factor would draw each
+    image's probability from [0, p]). Images of constant grey 128: erased ones change."""
+    n = 400
+    x = np.full((n, 28, 28, 1), 128, np.uint8)
+    images = from_arrays("x", ["a", "b"], (x, np.arange(n) % 2), val_fraction=0).splits["train"]
+    prep = Preprocessing(mode="tf", crop_size=28, resize_size=28)
+    augment = Augment(crop="none", flip=False, erasing=p)
+    ds = build_dataset(images, prep, channels=1, batch_size=n, training=True, augment=augment)
+    batch = next(iter(ds))[0].numpy()
+    grey = 128 / 127.5 - 1.0  # preprocessing mode "tf": [-1, 1]
+    erased = np.mean(np.any(np.abs(batch - grey) > 1e-3, axis=(1, 2, 3)))
+    assert abs(erased - p) < 0.08, erased
+
+
 @pytest.mark.parametrize("augment", [Augment(), Augment(crop="pad", erasing=0.5, cutmix=1.0)])
 def test_each_epoch_is_a_function_of_seed_and_epoch(augment):
     """Epochs differ; a stream started at epoch 1 (a resumed run) repeats epoch 1 exactly."""

@@ -44,7 +44,7 @@ class Augment:
     pad: int = 4  # pixels of zero padding for "pad"
     flip: bool = True
     translate: float = 0.0  # RandomTranslation factor (fraction of size)
-    erasing: float = 0.0  # RandomErasing probability
+    erasing: float = 0.0  # probability that an image gets a random-erasing patch
     randaugment: int = 0  # RandAugment number of ops (0 = off)
     randaugment_magnitude: float = 0.5
     mixup: float = 0.0  # MixUp alpha (0 = off)
@@ -424,8 +424,11 @@ def _batch_layers(augment: Augment, seed: int):
             )
         )
     if augment.erasing:
+        # factor=(p, p): each image is erased with probability p. A single number would make
+        # Keras draw each image's probability from [0, p], erasing p/2 of them on average.
+        p = augment.erasing
         layers.append(
-            keras.layers.RandomErasing(factor=augment.erasing, value_range=(0.0, 255.0), seed=seed)
+            keras.layers.RandomErasing(factor=(p, p), value_range=(0.0, 255.0), seed=seed)
         )
     mixer = None
     if augment.mixup:
