@@ -45,6 +45,8 @@ def isa_tag() -> str:
     from resnetkit.training.hardware import cpu_flags, cpu_has_native_bf16
 
     flags = cpu_flags()
-    if cpu_has_native_bf16():
+    if cpu_has_native_bf16():  # AMX (Intel Sapphire Rapids on) is much faster than AVX512_BF16
+        if "amx_bf16" in flags:
+            return "amx"
         return "avx512bf16" if "avx512_bf16" in flags else "bf16"
     return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
