@@ -1,5 +1,7 @@
 """The typed training config: YAML, --set overrides, strict keys and types, round trip."""
 
+from pathlib import Path
+
 import pytest
 
 from resnetkit.training.config import Config, apply_overrides, load_config, save_config
@@ -60,3 +62,13 @@ def test_overrides_do_not_change_their_input():
     data = {"optim": {"lr": 0.1}}
     apply_overrides(data, ["optim.lr=0.2"])
     assert data == {"optim": {"lr": 0.1}}
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_every_recipe_loads_and_opens_with_its_command(path):
+    """Each recipe in configs/ is a valid config headed by the command that runs it."""
+    load_config(path)
+    header = [line for line in path.read_text().splitlines() if line.startswith("#")]
+    assert any(line.lstrip("# ").startswith("resnetkit train --config configs/") for line in header)
