@@ -6,8 +6,16 @@
 Each seed is one ``resnetkit train`` process, timed from its start (imports, data, model
 building and the final test evaluation included) to its exit. Runs are sequential: the
 machine's cores are the resource measured. Results go to
-``benchmarks/results/fashion_mnist-<config name>.json`` with hardware, versions, every run
-and the median.
+``benchmarks/results/fashion_mnist-<config name>-<isa>.json`` with hardware, versions, every
+run and the median.
+
+Run directories live under ``--work-dir`` (default ``runs/bench-<config name>-<isa>/``), so
+a seed whose process died (a two-hour recipe outlives many a session) is resumed by running
+the same command again: ``resnetkit train --resume`` continues from its last checkpoint, and
+the seed's wall time is the sum of its segments, each counted from its start to its last
+checkpoint (work after that checkpoint was lost and is redone) and the final one to its
+exit. A resumed segment pays imports and data loading again, so the sum is an upper bound on
+an uninterrupted run's time.
 """
 
 from __future__ import annotations
@@ -17,7 +25,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,24 +34,45 @@ from common import hardware, isa_tag, versions
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _segment_log(run_dir: Path) -> Path:
+    """Beside the run directory, not in it: a new run's directory must be empty."""
+    return run_dir.with_name(f"{run_dir.name}-segments.json")
+
+
+def _earlier_segments(run_dir: Path) -> list[dict]:
+    """Segments of a seed's earlier, interrupted processes, each closed at its last checkpoint."""
+    log = _segment_log(run_dir)
+    segments = json.loads(log.read_text()) if log.is_file() else []
+    states = sorted((run_dir / "checkpoints").glob("*/state.json"))
+    if segments and "ended" not in segments[-1]:
+        last = max((s.stat().st_mtime for s in states), default=segments[-1]["started"])
+        segments[-1]["ended"] = max(last, segments[-1]["started"])
+        segments[-1]["closed_at"] = "last checkpoint (process died)"
+    return segments
+
+
 def one_run(config: Path, seed: int, run_dir: Path) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "resnetkit.cli",
-        "train",
-        "--config",
-        str(config),
-        "--seed",
-        str(seed),
-        "--run-dir",
-        str(run_dir),
-    ]
-    start = time.perf_counter()
+    segments = _earlier_segments(run_dir) if run_dir.is_dir() else []
+    resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
+    if run_dir.is_dir() and not resume:
+        raise SystemExit(f"{run_dir} holds no checkpoint to resume: remove it to start seed {seed}")
+    if resume:
+        command = [sys.executable, "-m", "resnetkit.cli", "train", "--resume", str(run_dir)]
+        print(f"seed {seed}: resuming {run_dir}", flush=True)
+    else:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "resnetkit.cli", "train", "--config", str(config)]
+        command += ["--seed", str(seed), "--run-dir", str(run_dir)]
+    log = _segment_log(run_dir)
+    segments.append({"started": time.time(), "resumed": resume})
+    log.write_text(json.dumps(segments, indent=1))
     result = subprocess.run(command, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    segments[-1]["ended"] = time.time()
+    segments[-1]["closed_at"] = "process exit"
+    log.write_text(json.dumps(segments, indent=1))
     if result.returncode != 0:
         raise SystemExit(f"seed {seed} failed:\n{result.stderr[-4000:]}")
+    wall = sum(s["ended"] - s["started"] for s in segments)
     summary = json.loads((run_dir / "summary.json").read_text())
     history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -55,6 +83,9 @@ def one_run(config: Path, seed: int, run_dir: Path) -> dict:
         "epochs": len(history),
         "precision": resolved["run"]["precision"],
         "wall_seconds": wall,
+        "segments": [
+            {"seconds": s["ended"] - s["started"], "closed_at": s["closed_at"]} for s in segments
+        ],
         "train_seconds": summary["train_seconds"],
         "images_per_second": summary["images_per_second"],
         "curve": [
@@ -70,6 +101,12 @@ def main() -> int:
     parser.add_argument("--budget-minutes", type=float, default=10.0)
     parser.add_argument("--target", type=float, default=0.94)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the seeds' run directories are kept; a seed found there is resumed",
+    )
     parser.add_argument(
         "--append",
         action="store_true",
@@ -88,15 +125,15 @@ def main() -> int:
         done = {r["seed"] for r in runs}
         if done & set(args.seeds):
             parser.error(f"{out} already holds seed(s) {sorted(done & set(args.seeds))}")
-    with tempfile.TemporaryDirectory(prefix="resnetkit-bench-") as tmp:
-        for seed in args.seeds:
-            run = one_run(args.config, seed, Path(tmp) / f"seed{seed}")
-            runs.append(run)
-            print(
-                f"seed {seed}: test accuracy {run['test_accuracy']:.4f} in "
-                f"{run['wall_seconds'] / 60:.2f} min",
-                flush=True,
-            )
+    work = args.work_dir or ROOT / "runs" / f"bench-{args.config.stem}-{isa_tag()}"
+    for seed in args.seeds:
+        run = one_run(args.config, seed, work / f"seed{seed}")
+        runs.append(run)
+        print(
+            f"seed {seed}: test accuracy {run['test_accuracy']:.4f} in "
+            f"{run['wall_seconds'] / 60:.2f} min",
+            flush=True,
+        )
     accuracy = statistics.median(r["test_accuracy"] for r in runs)
     wall = statistics.median(r["wall_seconds"] for r in runs)
     report = {
