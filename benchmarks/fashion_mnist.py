@@ -43,7 +43,7 @@ def _earlier_segments(run_dir: Path) -> list[dict]:
     """Segments of a seed's earlier, interrupted processes, each closed at its last checkpoint."""
     log = _segment_log(run_dir)
     segments = json.loads(log.read_text()) if log.is_file() else []
-    states = sorted((run_dir / "checkpoints").glob("*/state.json"))
+    states = (run_dir / "checkpoints").glob("*/state.json")
     if segments and "ended" not in segments[-1]:
         last = max((s.stat().st_mtime for s in states), default=segments[-1]["started"])
         segments[-1]["ended"] = max(last, segments[-1]["started"])
@@ -52,6 +52,8 @@ def _earlier_segments(run_dir: Path) -> list[dict]:
 
 
 def one_run(config: Path, seed: int, run_dir: Path) -> dict:
+    if (run_dir / "summary.json").is_file():  # a finished seed is measured again, not reused
+        raise SystemExit(f"{run_dir} holds a finished run: remove it or choose another --work-dir")
     segments = _earlier_segments(run_dir) if run_dir.is_dir() else []
     resume = (run_dir / "checkpoints").is_dir() and any((run_dir / "checkpoints").iterdir())
     if run_dir.is_dir() and not resume:

@@ -100,6 +100,9 @@ def test_fashion_mnist_benchmark_resumes_a_dead_seed_and_sums_its_segments(tmp_p
     assert run["segments"][1]["closed_at"] == "process exit"
     assert run["wall_seconds"] == 600.0 + run["segments"][1]["seconds"]
     assert len(json.loads(log.read_text())) == 2
+    with pytest.raises(SystemExit, match="holds a finished run"):  # not reported twice
+        fashion_mnist.one_run(Path("unused.yaml"), 0, run_dir)
+    (run_dir / "summary.json").unlink()
     (run_dir / "checkpoints" / "epoch-0003" / "state.json").unlink()
     (run_dir / "checkpoints" / "epoch-0003").rmdir()
     with pytest.raises(SystemExit, match="holds no checkpoint to resume"):
