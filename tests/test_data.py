@@ -312,6 +312,30 @@ def test_each_epoch_is_a_function_of_seed_and_epoch(augment):
     assert not np.array_equal(batches(6, epochs=1)[0][0], full[0][0])
 
 
+def _resident_mib() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS"))
+
+
+def test_a_long_training_stream_holds_its_images_once():
+    """40 epochs of 24 MiB of in-memory images must not hold 40 copies of them (tf.data's
+    default rewrites did: one copy per concatenated epoch when the iterator was made)."""
+    images = random_images(24_576, channels=1)
+    prep = Preprocessing(mode="tf", crop_size=32, resize_size=32)
+    ds = build_dataset(
+        images,
+        prep,
+        channels=1,
+        batch_size=256,
+        training=True,
+        augment=Augment(crop="pad"),
+        epochs=40,
+    )
+    before = _resident_mib()
+    next(iter(ds))
+    assert _resident_mib() - before < 300  # 40 copies would be 960 MiB
+
+
 def _cifar_archive(path, batches: dict) -> str:
     """A tar.gz laid out like cifar-10-python.tar.gz; returns its MD5."""
     import hashlib

@@ -281,7 +281,14 @@ def build_dataset(
         stream = stream.concatenate(one_epoch(epoch))
     if skip_batches:
         stream = stream.skip(skip_batches)
-    return stream.prefetch(autotune)
+    # tf.data's default static rewrites serialize the graph when the iterator is made, and
+    # the serialization copies the shared source once per concatenated epoch: in-memory
+    # images were held `epochs` times (7.7 GB for the best Fashion-MNIST recipe's 134
+    # epochs instead of 0.9 GB). The pipeline already sets its parallelism and prefetching
+    # by hand, so the rewrites are off; autotuning stays on.
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    return stream.prefetch(autotune).with_options(options)
 
 
 def _native(images: ImageSet, channels: int) -> np.ndarray:
