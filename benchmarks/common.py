@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 
 
 def versions() -> dict:
-    import importlib.metadata as md
+    """resnetkit's own record of versions (``resnetkit.versions``), PyTorch's included."""
+    from resnetkit.versions import versions as _versions
 
-    out = {"python": platform.python_version()}
-    for pkg in (
-        "resnetkit",
-        "tensorflow-cpu",
-        "tensorflow",
-        "keras",
-        "torch",
-        "torchvision",
-        "pillow",
-        "numpy",
-    ):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[pkg] = md.version(pkg)
-    return out
+    return _versions()
 
 
 def hardware() -> dict:

@@ -13,13 +13,13 @@ Used for pretrained weights and data sets alike:
 from __future__ import annotations
 
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnetkit.cache import cache_dir, temporary_sibling
+from resnetkit.cache import cache_dir
+from resnetkit.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -74,20 +74,22 @@ def fetch_file(ref: FileRef, *, target_dir: Path | None = None, timeout: float =
             target.unlink()  # a damaged or wrong file must not stay in the cache
             raise
         return target
-    tmp = temporary_sibling(target)
     try:
-        digest = hashlib.new(ref.algorithm)
-        with urllib.request.urlopen(ref.url, timeout=timeout) as response, open(tmp, "wb") as out:
-            while chunk := response.read(CHUNK):
-                digest.update(chunk)
-                out.write(chunk)
-        actual = digest.hexdigest()
-        if not actual.startswith(ref.checksum.lower()):
-            raise ChecksumMismatch(
-                f"download of {ref.url} has {ref.algorithm} {actual}, expected {ref.checksum}; "
-                "nothing was kept"
-            )
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            digest = hashlib.new(ref.algorithm)
+            with (
+                urllib.request.urlopen(ref.url, timeout=timeout) as response,
+                open(tmp, "wb") as out,
+            ):
+                while chunk := response.read(CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+            actual = digest.hexdigest()
+            if not actual.startswith(ref.checksum.lower()):
+                raise ChecksumMismatch(
+                    f"download of {ref.url} has {ref.algorithm} {actual}, expected "
+                    f"{ref.checksum}; nothing was kept"
+                )
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadUnavailable(
@@ -95,6 +97,4 @@ def fetch_file(ref: FileRef, *, target_dir: Path | None = None, timeout: float =
             f"Download it elsewhere and place it at:\n  {target}\n"
             f"({ref.algorithm} must start with {ref.checksum}); resnetkit verifies it on first use."
         ) from e
-    finally:
-        tmp.unlink(missing_ok=True)
     return target

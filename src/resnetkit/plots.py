@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from resnetkit.cache import temporary_sibling
+from resnetkit.files import atomic_path
 
 
 def _pyplot():
@@ -25,13 +24,10 @@ def save_figure(fig, path) -> None:
         finally:
             _pyplot().close(fig)
         return
-    path = Path(path)
-    tmp = temporary_sibling(path)
     try:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     finally:
-        tmp.unlink(missing_ok=True)
         _pyplot().close(fig)
 
 

@@ -200,7 +200,8 @@ def run_degradation(
     command line that ran it, recorded in the JSON.
     """
     from resnetkit.training.hardware import cpu_name
-    from resnetkit.training.train import stratified_subset, train, versions
+    from resnetkit.training.train import stratified_subset, train
+    from resnetkit.versions import versions
 
     models = list(models)
     if not models:

@@ -103,7 +103,8 @@ def run_gradients(
     zero-initialized residual branches would give their kernels no gradient at the start.
     """
     from resnetkit.training.config import Config, DataConfig
-    from resnetkit.training.train import resolve_inputs, versions
+    from resnetkit.training.train import resolve_inputs
+    from resnetkit.versions import versions
 
     if not models:
         raise ValueError("--models: name at least one model")

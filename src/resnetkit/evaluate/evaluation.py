@@ -19,19 +19,18 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from resnetkit.cache import temporary_sibling
 from resnetkit.data.checks import decode_image
 from resnetkit.data.pipeline import BadImageLog, build_dataset
 from resnetkit.data.sources import MAX_PIXELS, ImageSet
 from resnetkit.evaluate.metrics import classification_metrics
 from resnetkit.evaluate.predict import predict_dataset
+from resnetkit.files import atomic_path, write_atomic
 from resnetkit.weights.specs import Preprocessing
 
 MISTAKES_SHOWN = 16
@@ -113,9 +112,9 @@ def write_evaluation(ev: Evaluation, out: str | Path, *, title: str = "") -> Pat
         out / "mistakes.png",
         title=f"most confident mistakes{suffix}" if wrong else "no mistakes",
     )
-    _write_atomic(out / "predictions.csv", _predictions_csv(ev).encode())
+    write_atomic(out / "predictions.csv", _predictions_csv(ev).encode())
     _save_samples(ev, out / "samples.npz")
-    _write_atomic(out / "metrics.json", json.dumps(ev.metrics, indent=1).encode())
+    write_atomic(out / "metrics.json", json.dumps(ev.metrics, indent=1).encode())
     return out
 
 
@@ -149,27 +148,13 @@ def _save_samples(ev: Evaluation, path: Path) -> None:
     picked += rest[: SAMPLES_KEPT - len(picked)]
     images = [ev.image(i) for i in picked]
     same_shape = len({im.shape for im in images}) == 1
-    tmp = temporary_sibling(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(
-                f,
-                images=np.stack(images) if same_shape else np.array(images, dtype=object),
-                labels=ev.labels[picked],
-                names=np.array([ev.name(i) for i in picked]),
-            )
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = temporary_sibling(path)
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(
+            f,
+            images=np.stack(images) if same_shape else np.array(images, dtype=object),
+            labels=ev.labels[picked],
+            names=np.array([ev.name(i) for i in picked]),
+        )
 
 
 def format_metrics(metrics: dict) -> str:

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from resnetkit.cache import write_atomic
 from resnetkit.data.checks import BadImage
+from resnetkit.files import write_atomic
 from resnetkit.plots import _pyplot, save_figure
 
 GRID_MAX = 64  # images drawn in grid.png; a larger grid is unreadable

@@ -11,39 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
-from importlib import metadata
 from pathlib import Path
 
 CARD = "model_card.json"
 LABELS = "labels.txt"
 CARD_VERSION = 1
-
-# Libraries whose versions decide what an artifact contains and how it runs.
-_LIBRARIES = (
-    "resnetkit",
-    "keras",
-    "tensorflow",
-    "tensorflow-cpu",
-    "numpy",
-    "onnx",
-    "tf2onnx",
-    "onnxruntime",
-    "ai-edge-litert",
-)
-
-
-def library_versions() -> dict:
-    """Installed versions of the libraries that export and run artifacts (absent: left out)."""
-    out = {}
-    for name in _LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    out["python"] = platform.python_version()
-    out["machine"] = platform.machine()
-    return out
 
 
 def write_labels(folder: Path, class_names: list[str]) -> Path:

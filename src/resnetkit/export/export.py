@@ -36,12 +36,12 @@ from resnetkit.export.artifacts import load_artifact
 from resnetkit.export.card import (
     CARD_VERSION,
     file_digest,
-    library_versions,
     write_card,
     write_labels,
 )
 from resnetkit.export.fold import inference_model
 from resnetkit.export.graph import prepare_images, with_preprocessing
+from resnetkit.versions import versions
 
 # format → (Keras' exporter name or None for model.save, file name, runtime)
 FORMATS = {
@@ -406,7 +406,7 @@ def _card(
             "batchnorm_kept": len(fold.kept),
             "calibration_images": len(checks.calibration) if quantize else 0,
         },
-        "versions": library_versions(),
+        "versions": versions(),
     }
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import keras
 
-from resnetkit.cache import cache_dir, write_atomic
+from resnetkit.cache import cache_dir
+from resnetkit.files import write_atomic
 from resnetkit.models.builder import ResNet
 from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS

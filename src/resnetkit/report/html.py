@@ -14,10 +14,9 @@ import csv
 import html
 import io
 import json
-import os
 from pathlib import Path
 
-from resnetkit.cache import temporary_sibling
+from resnetkit.files import write_atomic
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
@@ -41,12 +40,7 @@ def write_report(run_dir: str | Path) -> Path:
         raise FileNotFoundError(f"{run_dir}: not a resnetkit run directory (no config.yaml)")
     page = render(run_dir)
     path = run_dir / "report.html"
-    tmp = temporary_sibling(path)
-    try:
-        tmp.write_text(page, encoding="utf8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, page)
     return path
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import keras
 
-from resnetkit.cache import write_atomic
+from resnetkit.files import write_atomic
 from resnetkit.training.checkpoint import Checkpoints
 
 

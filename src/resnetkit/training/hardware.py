@@ -73,13 +73,3 @@ def slow_precision_warning(precision: str) -> str | None:
         "(no avx512_bf16/amx_bf16): it is emulated and several times slower than float32; "
         "run.precision=auto picks the fast one"
     )
-
-
-def onednn_enabled() -> bool | None:
-    """Whether this TensorFlow runs its oneDNN kernels (see ``resnetkit/__init__.py``); None
-    when TensorFlow does not say."""
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-    except ImportError:
-        return None
-    return bool(_pywrap_util_port.IsMklEnabled())

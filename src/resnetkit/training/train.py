@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -47,7 +46,6 @@ from resnetkit.training.checkpoint import Checkpoints, restore_network
 from resnetkit.training.config import Config, load_config, save_config
 from resnetkit.training.distribute import is_chief, make_strategy, unscoped_build
 from resnetkit.training.hardware import (
-    onednn_enabled,
     resolve_precision,
     slow_precision_warning,
 )
@@ -62,6 +60,7 @@ from resnetkit.transfer.finetune import (
     set_trainable,
     stage_names,
 )
+from resnetkit.versions import versions
 from resnetkit.weights.specs import REGISTRY, Preprocessing
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -511,21 +510,6 @@ def _evaluate_and_report(c: Config, out_dir: Path, model, inputs: Inputs, stream
             f"rerun with `resnetkit report {out_dir}`",
             file=stream,
         )
-
-
-def versions() -> dict:
-    import resnetkit
-
-    return {
-        "resnetkit": resnetkit.__version__,
-        "keras": keras.__version__,
-        "tensorflow": tf.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "onednn": onednn_enabled(),
-    }
 
 
 def _check_config(c: Config) -> None:

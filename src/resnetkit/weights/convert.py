@@ -8,11 +8,11 @@ appears only once it is complete.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from safetensors.numpy import save_file
 
+from resnetkit.files import atomic_path
 from resnetkit.weights.torch_state import from_keras
 
 OUTPUTS = (".keras", ".weights.h5", ".safetensors")
@@ -24,15 +24,13 @@ def save_artifact(model, out: str | Path) -> Path:
     if not out.name.endswith(OUTPUTS):
         raise ValueError(f"--out {out}: the name must end with one of {', '.join(OUTPUTS)}")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".tmp-{os.getpid()}-{out.name}")
-    try:
-        if out.name.endswith(".keras"):
+    # Keras' savers refuse a name without their own suffix: the temporary file keeps it.
+    suffix = next(s for s in OUTPUTS if out.name.endswith(s))
+    with atomic_path(out, suffix=suffix) as tmp:
+        if suffix == ".keras":
             model.save(tmp)
-        elif out.name.endswith(".weights.h5"):
+        elif suffix == ".weights.h5":
             model.save_weights(tmp)
         else:
             save_file(from_keras(model), tmp, metadata={"format": "pt", "arch": model.variant.name})
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
