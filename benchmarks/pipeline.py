@@ -59,7 +59,7 @@ def make_folder(root: Path, count: int) -> Path:
 def run_resnetkit(root: Path) -> int:
     from resnetkit.data import from_folder
     from resnetkit.data.pipeline import build_dataset
-    from resnetkit.weights.specs import Preprocessing
+    from resnetkit.preprocessing import Preprocessing
 
     source = from_folder(root, val_fraction=0)
     prep = Preprocessing(mean=MEAN, std=STD, crop_size=224, resize_size=224)

@@ -20,7 +20,7 @@ from resnetkit.data import (
 )
 from resnetkit.data.pipeline import Augment, BadImageLog, build_dataset
 from resnetkit.data.sources import stratified_split
-from resnetkit.weights.specs import Preprocessing
+from resnetkit.preprocessing import Preprocessing
 
 
 def test_index_reports_header_problems_and_keeps_good_files(broken):

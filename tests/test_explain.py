@@ -23,7 +23,7 @@ from resnetkit.evaluate.loading import Classifier, load_classifier
 from resnetkit.explain import explain, explanation_grid, overlay
 from resnetkit.explain.render import output_names
 from resnetkit.models import create_model
-from resnetkit.weights.specs import Preprocessing
+from resnetkit.preprocessing import Preprocessing
 
 SIZE, HALF, PATTERN = 16, 8, 5  # image side, quadrant side, pattern side
 CLASSES = ["plus", "ring", "cross"]

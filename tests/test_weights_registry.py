@@ -17,7 +17,8 @@ from safetensors.numpy import save_file
 
 from resnetkit.cli import main
 from resnetkit.download import FileRef
-from resnetkit.models import create_model, list_models
+from resnetkit.models import list_models
+from resnetkit.weights import create_model
 from resnetkit.weights import (
     REGISTRY,
     ChecksumMismatch,

@@ -25,7 +25,8 @@ _PUBLIC = {
     "ResNet": "resnetkit.models",
     "count_macs": "resnetkit.models",
     "count_params": "resnetkit.models",
-    "create_model": "resnetkit.models",
+    "create_model": "resnetkit.weights",
+    "load_model": "resnetkit.models",
     "get_variant": "resnetkit.models",
     "list_models": "resnetkit.models",
 }

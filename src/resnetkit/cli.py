@@ -153,7 +153,8 @@ def _cmd_weights_fetch(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights_import(args: argparse.Namespace) -> int:
-    from resnetkit.models import count_params, create_model
+    from resnetkit.models import count_params
+    from resnetkit.weights import create_model
     from resnetkit.weights.convert import save_artifact
 
     model = create_model(args.arch, weights=args.source, **_model_options(args))

@@ -29,7 +29,7 @@ def load_data(
         return from_manifest(path, max_pixels=max_pixels, **split)
     if path.is_dir():
         return from_folder(path, max_pixels=max_pixels, **split)
-    from resnetkit.models.variants import unknown_name_error
+    from resnetkit.names import unknown_name_error
 
     if not path.exists() and "/" not in spec:
         raise unknown_name_error("data set", spec, STANDARD)

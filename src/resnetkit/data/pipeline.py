@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from resnetkit.data.checks import BadImage, BadImageError, decode_image, native_channels
 from resnetkit.data.sources import MAX_PIXELS, ImageSet
-from resnetkit.weights.specs import Preprocessing
+from resnetkit.preprocessing import Preprocessing
 
 # Parallel calls for the per-image decode and crop maps. A fixed figure rather than
 # AUTOTUNE: on a 2-core machine AUTOTUNE settled on one call in about a third of fresh

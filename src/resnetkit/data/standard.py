@@ -243,6 +243,6 @@ def load_standard(name: str, path: str | Path | None = None, **split_options) ->
         return load_cifar(name, path, **split_options)
     if name == "digits":
         return load_digits(**split_options)
-    from resnetkit.models.variants import unknown_name_error
+    from resnetkit.names import unknown_name_error
 
     raise unknown_name_error("data set", name, STANDARD)

@@ -31,7 +31,7 @@ from resnetkit.data.sources import MAX_PIXELS, ImageSet
 from resnetkit.evaluate.metrics import classification_metrics
 from resnetkit.evaluate.predict import predict_dataset
 from resnetkit.files import atomic_path, write_atomic
-from resnetkit.weights.specs import Preprocessing
+from resnetkit.preprocessing import Preprocessing
 
 MISTAKES_SHOWN = 16
 SAMPLES_KEPT = 8

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from resnetkit.data.pipeline import normalize, resize_center_crop
 from resnetkit.evaluate.loading import Classifier
-from resnetkit.models.variants import closest_names, unknown_name_error
+from resnetkit.names import closest_names, unknown_name_error
 
 METHODS = ("gradcam", "gradcam++")
 

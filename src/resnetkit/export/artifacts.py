@@ -24,7 +24,7 @@ import numpy as np
 from resnetkit.data.checks import decode_image
 from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.export.card import CARD, read_card, read_labels
-from resnetkit.weights.specs import Preprocessing
+from resnetkit.preprocessing import Preprocessing
 
 RUNTIMES = ("tensorflow", "onnxruntime", "litert", "keras")
 # What the graph itself does to its input: see export.graph.

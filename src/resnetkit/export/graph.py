@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from resnetkit.data.pipeline import normalize, resize_center_crop
 from resnetkit.data.sources import MAX_PIXELS
-from resnetkit.weights.specs import Preprocessing
+from resnetkit.preprocessing import Preprocessing
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import keras
+
 from resnetkit.models.builder import FeatureInfo, ResNet
 from resnetkit.models.flops import MacCount, count_macs, count_params
-from resnetkit.models.variants import VARIANTS, Variant, get_variant, unknown_name_error
+from resnetkit.models.variants import VARIANTS, Variant, get_variant
+from resnetkit.names import unknown_name_error
 
 # What create_model accepts: ResNet's own arguments, so the two cannot disagree.
 OPTIONS = tuple(
@@ -25,25 +28,40 @@ def list_models(family: str | None = None) -> list[str]:
     return [n for n, v in VARIANTS.items() if family is None or v.family == family]
 
 
-def create_model(name: str, weights: str | Path | None = None, **options) -> ResNet:
-    """Build the zoo model ``name``; ``options`` are those of ``ResNet`` (see its docstring).
-
-    ``weights``: a registry name (``resnetkit weights list``) or a weights file (.h5,
-    .pth, .safetensors, .npz). A registry entry also sets the model's preprocessing.
-    """
+def create_model(name: str, **options) -> ResNet:
+    """Build the zoo model ``name`` with random weights; ``options`` are those of ``ResNet``
+    (see its docstring). Pretrained weights: ``resnetkit.create_model(name, weights=...)``
+    (``resnetkit.weights.create_model``), which builds through this function."""
+    if "weights" in options:
+        raise ValueError(
+            "resnetkit.models.create_model builds random weights; load pretrained ones with "
+            "resnetkit.create_model(name, weights=...)"
+        )
     for key in options:
         if key not in OPTIONS:
             raise unknown_name_error("option", key, OPTIONS)
-    if weights is None:
-        return ResNet(name, **options)
+    return ResNet(name, **options)
 
-    from resnetkit.weights import REGISTRY, load_weights
 
-    if isinstance(weights, str) and weights in REGISTRY:
-        options.setdefault("preprocessing", REGISTRY[weights].preprocessing.to_dict())
-    model = ResNet(name, **options)
-    load_weights(model, weights)
-    return model
+def load_model(path: str | Path) -> keras.Model:
+    """A resnetkit model from a ``.keras`` file or a run directory (its ``model.keras``),
+    loaded in Keras' safe mode (no code in the file is run) and uncompiled.
+
+    Importing this module registers resnetkit's layers with Keras, which a plain
+    ``keras.saving.load_model`` needs; errors name the file at fault."""
+    from resnetkit.rundir import RunDir
+
+    path = Path(path)
+    if path.is_dir():
+        path = RunDir(path).require_model()
+    elif not path.is_file():
+        raise FileNotFoundError(f"model not found: {path} (a .keras file or a run directory)")
+    if path.suffix != ".keras":
+        raise ValueError(f"{path}: expected a .keras model file or a run directory")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as e:  # Keras raises many kinds; name the file at fault
+        raise ValueError(f"{path}: cannot be loaded as a Keras model: {e}") from e
 
 
 __all__ = [
@@ -57,4 +75,5 @@ __all__ = [
     "create_model",
     "get_variant",
     "list_models",
+    "load_model",
 ]

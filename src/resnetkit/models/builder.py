@@ -18,7 +18,8 @@ import keras
 from resnetkit.models.blocks import SHORTCUTS, branch_convs, residual_block
 from resnetkit.models.layout import LAYOUTS, LayerFactory
 from resnetkit.models.stems import apply_stem
-from resnetkit.models.variants import Variant, get_variant, unknown_name_error
+from resnetkit.models.variants import Variant, get_variant
+from resnetkit.names import unknown_name_error
 
 POOLINGS = ("avg", "max", None)
 ACTIVATIONS = (None, "linear", "softmax", "sigmoid")
@@ -31,6 +32,9 @@ class FeatureInfo:
     layer: str
     stride: int
     channels: int
+
+
+LOAD_WITH = "resnetkit.load_model(path) (or import resnetkit.models before keras.saving)"
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")
@@ -122,11 +126,19 @@ class ResNet(keras.Model):
         }
 
     def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable, **self._init_config}
+        # ``load_with`` is not an argument: it rides in the saved config so that Keras' own
+        # "Could not locate class 'ResNet'" error, which prints the config, says what to call.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            **self._init_config,
+            "load_with": LOAD_WITH,
+        }
 
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> ResNet:
         config = dict(config)
+        config.pop("load_with", None)
         if config.get("input_shape") is not None:
             config["input_shape"] = tuple(config["input_shape"])
         trainable = config.pop("trainable", True)
@@ -137,7 +149,7 @@ class ResNet(keras.Model):
     @property
     def preprocessing(self):
         """The ``Preprocessing`` its weights expect, or ``None`` (weights not pretrained)."""
-        from resnetkit.weights.specs import Preprocessing
+        from resnetkit.preprocessing import Preprocessing
 
         spec = self._init_config["preprocessing"]
         return None if spec is None else Preprocessing.from_dict(spec)

@@ -7,8 +7,9 @@ trainable parameters (BN moving statistics excluded) and are asserted by the tes
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
+
+from resnetkit.names import unknown_name_error
 
 
 @dataclass(frozen=True)
@@ -176,18 +177,6 @@ VARIANTS: dict[str, Variant] = {
         _keras("resnet152v2_keras", _R152, v2=True),
     ]
 }
-
-
-def closest_names(name: str, candidates, n: int = 3) -> list[str]:
-    """Valid names nearest to a mistyped ``name`` (for error messages)."""
-    return difflib.get_close_matches(str(name), list(candidates), n=n, cutoff=0.5)
-
-
-def unknown_name_error(kind: str, name: str, candidates) -> ValueError:
-    """ValueError naming the bad value, the nearest valid ones, and where to see the rest."""
-    near = closest_names(name, candidates)
-    hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
-    return ValueError(f"unknown {kind} {name!r}.{hint} Valid: {', '.join(sorted(candidates))}")
 
 
 def get_variant(name: str) -> Variant:

@@ -21,7 +21,7 @@ import yaml
 
 from resnetkit.data.pipeline import Augment
 from resnetkit.data.sources import MAX_PIXELS
-from resnetkit.models.variants import unknown_name_error
+from resnetkit.names import unknown_name_error
 
 
 @dataclass

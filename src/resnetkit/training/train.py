@@ -35,6 +35,7 @@ import tensorflow as tf
 from resnetkit.data import DataSource, ImageSet, load_data, save_class_map
 from resnetkit.data.checks import apply_bad_image_policy, scan_images
 from resnetkit.data.pipeline import BadImageLog, build_dataset
+from resnetkit.preprocessing import Preprocessing
 from resnetkit.training.callbacks import (
     NanGuard,
     Progress,
@@ -61,7 +62,7 @@ from resnetkit.transfer.finetune import (
     stage_names,
 )
 from resnetkit.versions import versions
-from resnetkit.weights.specs import REGISTRY, Preprocessing
+from resnetkit.weights.specs import REGISTRY
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 

@@ -24,7 +24,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resnetkit.weights.specs import REGISTRY, Preprocessing
+from resnetkit.preprocessing import Preprocessing
+from resnetkit.weights.specs import REGISTRY
 
 STRATEGIES = ("linear", "full", "two-stage", "gradual")
 # Fine-tuning's own defaults, under any config file: a pretrained backbone wants a lower

@@ -3,9 +3,9 @@
 from resnetkit.download import ChecksumMismatch, DownloadUnavailable, fetch_file
 from resnetkit.weights.io import read_state_dict
 from resnetkit.weights.load import LoadReport, load_weights
+from resnetkit.weights.pretrained import create_model
 from resnetkit.weights.specs import (
     REGISTRY,
-    Preprocessing,
     WeightSpec,
     get_weight_spec,
     imagenet_classes,
@@ -17,8 +17,8 @@ __all__ = [
     "ChecksumMismatch",
     "DownloadUnavailable",
     "LoadReport",
-    "Preprocessing",
     "WeightSpec",
+    "create_model",
     "fetch_file",
     "get_weight_spec",
     "imagenet_classes",
