@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from resnetkit.cli import main
-from resnetkit.evaluate.metrics import calibration, classification_metrics, top_k_accuracy
+from resnetkit.tasks.classify.metrics import calibration, classification_metrics, top_k_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_evaluate_maps_a_subset_of_classes_by_name_and_names_unknown_ones(
 
 
 def test_predict_files_folders_globs_and_unreadable_files(digits_run, digits_png, tmp_path, capsys):
-    from resnetkit.evaluate.loading import load_classifier
+    from resnetkit.tasks.classify.predictor import load_classifier
 
     images = sorted((digits_png / "test" / "4").glob("*.png"))[:3]
     bad = tmp_path / "bad.jpg"

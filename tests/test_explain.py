@@ -19,11 +19,11 @@ from PIL import Image
 from resnetkit.cli import main
 from resnetkit.data.pipeline import normalize, resize_center_crop
 from resnetkit.data.sources import save_class_map
-from resnetkit.evaluate.loading import Classifier, load_classifier
 from resnetkit.explain import explain, explanation_grid, overlay
 from resnetkit.explain.render import output_names
 from resnetkit.models import create_model
 from resnetkit.preprocessing import Preprocessing
+from resnetkit.tasks.classify.predictor import Classifier, load_classifier
 
 SIZE, HALF, PATTERN = 16, 8, 5  # image side, quadrant side, pattern side
 CLASSES = ["plus", "ring", "cross"]

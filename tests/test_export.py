@@ -11,10 +11,10 @@ from helpers import fill_weights
 from PIL import Image
 
 from resnetkit.cli import main
-from resnetkit.evaluate.loading import load_classifier
 from resnetkit.export import ParityError, export_model, inference_model, load_artifact
 from resnetkit.export.fold import fold_batchnorm
 from resnetkit.models import create_model
+from resnetkit.tasks.classify.predictor import load_classifier
 
 
 @pytest.fixture(scope="module")

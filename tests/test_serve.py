@@ -12,8 +12,8 @@ import pytest
 from helpers import multipart, png
 from PIL import Image
 
-from resnetkit.evaluate.loading import load_classifier
 from resnetkit.serve import Batcher, ServeConfig, make_server
+from resnetkit.tasks.classify.predictor import load_classifier
 
 
 def request(server, method, path, body=None, headers=None):

@@ -29,7 +29,7 @@ import pytest
 from helpers import multipart, png
 from PIL import Image
 
-from resnetkit.evaluate.loading import load_classifier
+from resnetkit.tasks.classify.predictor import load_classifier
 from resnetkit.training.hardware import cpu_name
 
 pytestmark = pytest.mark.load

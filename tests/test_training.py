@@ -148,8 +148,8 @@ def test_cli_train_rejects_options_with_resume_and_bad_keys(tmp_path, capsys):
 def test_predict_dataset_with_and_without_flip_tta():
     import tensorflow as tf
 
-    from resnetkit.evaluate import predict_dataset, tta_metrics
     from resnetkit.models import create_model
+    from resnetkit.tasks.classify.predict import predict_dataset, tta_metrics
 
     model = create_model("resnet_tiny", input_shape=(8, 8, 1), classifier_activation="softmax")
     x = np.random.default_rng(0).normal(size=(10, 8, 8, 1)).astype(np.float32)

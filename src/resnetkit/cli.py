@@ -191,8 +191,9 @@ def _cmd_data_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from resnetkit.evaluate.evaluation import evaluate_on_data, format_metrics
-    from resnetkit.evaluate.loading import load_classifier
+    from resnetkit.evaluate.evaluation import evaluate_on_data
+    from resnetkit.tasks.classify.evaluation import format_metrics
+    from resnetkit.tasks.classify.predictor import load_classifier
 
     classifier = load_classifier(args.model)
     ev, out = evaluate_on_data(
@@ -211,9 +212,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from resnetkit.evaluate.files import format_table, predict_files, write_rows
-    from resnetkit.evaluate.loading import expand_paths
     from resnetkit.serve.server import load_predictor
+    from resnetkit.tasks.classify.predictor import expand_paths
+    from resnetkit.tasks.classify.rows import format_table, predict_files, write_rows
 
     paths = expand_paths(args.images)
     classifier = load_predictor(args.model, args.runtime)  # a run, .keras or an export
@@ -230,8 +231,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from resnetkit.evaluate.loading import expand_paths, load_classifier
     from resnetkit.explain import class_index_by_name, explain_files
+    from resnetkit.tasks.classify.predictor import expand_paths, load_classifier
 
     def shown(text) -> str:  # file names that are not UTF-8 must not crash print()
         return str(text).encode("utf-8", "backslashreplace").decode("utf-8")

@@ -1,5 +1,5 @@
-"""Evaluation: predictions over a data set, optionally with flip test-time augmentation."""
+"""``resnetkit evaluate``: a trained model on labelled data (the metrics are the task's)."""
 
-from resnetkit.evaluate.predict import predict_dataset, tta_metrics
+from resnetkit.evaluate.evaluation import evaluate_on_data
 
-__all__ = ["predict_dataset", "tta_metrics"]
+__all__ = ["evaluate_on_data"]

@@ -21,8 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from resnetkit.data.pipeline import normalize, resize_center_crop
-from resnetkit.evaluate.loading import Classifier
 from resnetkit.names import closest_names, unknown_name_error
+from resnetkit.tasks.classify.predictor import Classifier
 
 METHODS = ("gradcam", "gradcam++")
 

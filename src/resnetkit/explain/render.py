@@ -167,8 +167,8 @@ def explain_files(
     when none is readable). Files are read and explained a batch at a time, so memory does
     not grow with their number.
     """
-    from resnetkit.evaluate.loading import read_images
     from resnetkit.explain.gradcam import GradCam, class_targets, explain_batch
+    from resnetkit.tasks.classify.predictor import read_images
 
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1]; got {alpha!r}")

@@ -30,8 +30,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from resnetkit.evaluate.loading import Classifier, load_classifier
-from resnetkit.evaluate.predict import ends_in_softmax
 from resnetkit.export.artifacts import load_artifact
 from resnetkit.export.card import (
     CARD_VERSION,
@@ -41,6 +39,8 @@ from resnetkit.export.card import (
 )
 from resnetkit.export.fold import inference_model
 from resnetkit.export.graph import prepare_images, with_preprocessing
+from resnetkit.tasks.classify.predict import ends_in_softmax
+from resnetkit.tasks.classify.predictor import Classifier, load_classifier
 from resnetkit.versions import versions
 
 # format → (Keras' exporter name or None for model.save, file name, runtime)

@@ -154,9 +154,9 @@ def _section_gradcam(run_dir: Path, evaluation: Path | None) -> str:
         return ""
     import numpy as np
 
-    from resnetkit.evaluate.loading import load_classifier
     from resnetkit.explain import explain, explanation_grid
     from resnetkit.plots import save_figure
+    from resnetkit.tasks.classify.predictor import load_classifier
 
     with np.load(evaluation / "samples.npz", allow_pickle=True) as f:
         images, labels = list(f["images"]), f["labels"]

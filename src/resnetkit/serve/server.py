@@ -42,8 +42,8 @@ from resnetkit.data.checks import BadImageError, decode_image
 from resnetkit.serve.batcher import Batcher, Overloaded
 
 if TYPE_CHECKING:
-    from resnetkit.evaluate.loading import Classifier
     from resnetkit.export.artifacts import ArtifactClassifier
+    from resnetkit.tasks.classify.predictor import Classifier
 
 
 @dataclass(frozen=True)
@@ -379,7 +379,7 @@ def load_predictor(path: str | Path, runtime: str | None = None) -> Classifier |
         return load_artifact(path, runtime)
     if runtime not in (None, "keras", "tensorflow"):
         raise ValueError(f"--runtime {runtime}: {path} is a run or .keras model, run by Keras")
-    from resnetkit.evaluate.loading import load_classifier
+    from resnetkit.tasks.classify.predictor import load_classifier
 
     return load_classifier(path)
 

@@ -363,7 +363,7 @@ def _finish(
         results = model.evaluate(eval_data(split), verbose=0, return_dict=True)
         test = {f"test_{k}": float(v) for k, v in results.items()}
         if c.run.tta:
-            from resnetkit.evaluate import predict_dataset, tta_metrics
+            from resnetkit.tasks.classify.predict import predict_dataset, tta_metrics
 
             plain = {f"{k}_no_tta": v for k, v in test.items()}
             flipped = tta_metrics(*predict_dataset(model, eval_data(split), tta=True))
@@ -487,8 +487,8 @@ def _evaluate_and_report(c: Config, out_dir: Path, model, inputs: Inputs, stream
     Both are derived from the saved run: a failure here is reported, not fatal, and
     ``resnetkit evaluate``/``resnetkit report`` can redo them.
     """
-    from resnetkit.evaluate.evaluation import evaluate_split, write_evaluation
     from resnetkit.report import write_report
+    from resnetkit.tasks.classify.evaluation import evaluate_split, write_evaluation
 
     splits = inputs.source.splits
     name = next((s for s in ("test", "val") if len(splits.get(s) or ())), None)

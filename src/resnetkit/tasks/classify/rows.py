@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from resnetkit.data.sources import MAX_PIXELS
-from resnetkit.evaluate.loading import Classifier, read_images
+from resnetkit.tasks.classify.predictor import Classifier, read_images
 
 
 def predict_files(

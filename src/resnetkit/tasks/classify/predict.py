@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from resnetkit.evaluate.metrics import nll, top_k_accuracy
+from resnetkit.tasks.classify.metrics import nll, top_k_accuracy
 
 
 def ends_in_softmax(model: keras.Model) -> bool:

@@ -20,8 +20,8 @@ import tensorflow as tf
 from resnetkit.data.checks import BadImage, BadImageError, decode_image
 from resnetkit.data.pipeline import normalize, resize_center_crop
 from resnetkit.data.sources import MAX_PIXELS, load_class_map
-from resnetkit.evaluate.predict import ends_in_softmax, probabilities
 from resnetkit.preprocessing import Preprocessing
+from resnetkit.tasks.classify.predict import ends_in_softmax, probabilities
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Tasks: what one kind of problem (classification today) adds to the task-free engine."""
