@@ -1,5 +1,6 @@
 """The typed training config: YAML, --set overrides, strict keys and types, round trip."""
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,8 @@ def test_saved_config_reloads_to_the_same_config(tmp_path):
         (["data.batch_size=1.5"], r"data\.batch_size: expected int, got 1\.5"),
         (["run.deterministic=1"], r"run\.deterministic: expected bool, got 1"),
         (["model.input_size=[28, x]"], r"model\.input_size\[1\]: expected int, got 'x'"),
-        (["augment.crop=zoom"], r"augment: augment\.crop must be"),
+        (["augment.crop=zoom"], r"augment\.crop: expected one of random_resized, pad, none"),
+        (["augment.mixup=0.2", "augment.cutmix=1.0"], r"augment: choose MixUp or CutMix"),
         (["optim.lr"], r"expected key=value"),
         (["optim.lr.x=1"], r"'lr' is not a section"),
     ],
@@ -44,6 +46,41 @@ def test_saved_config_reloads_to_the_same_config(tmp_path):
 def test_bad_keys_and_values_name_the_key(overrides, message):
     with pytest.raises(ValueError, match=message):
         load_config(overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    ("key", "good", "bad"),
+    [
+        ("run.precision", "auto", "fp16"),
+        ("run.strategy", "mirrored", "horovod"),
+        ("data.on_bad_image", "error", "ignore"),
+        ("data.class_weight", "auto", "balanced"),
+        ("optim.name", "adamw", "adam"),
+        ("schedule.name", "onecycle", "linear"),
+        ("finetune.strategy", "gradual", "partial"),
+        ("finetune.bn_policy", "train", "freeze"),
+        ("augment.crop", "pad", "center"),
+    ],
+)
+def test_closed_sets_accept_their_values_and_name_the_others(key, good, bad):
+    """A Literal-typed key takes each of its values; any other names key, value, choices."""
+    section, name = key.split(".")
+    hint = typing.get_type_hints(type(getattr(Config(), section)))[name]
+    allowed = [a for a in typing.get_args(hint) if a is not type(None)]
+    allowed = typing.get_args(allowed[0]) if typing.get_origin(allowed[0]) else allowed
+    assert good in allowed
+    config = load_config(overrides=[f"{key}={good}"])
+    assert getattr(getattr(config, section), name) == good
+    with pytest.raises(ValueError) as error:
+        load_config(overrides=[f"{key}={bad}"])
+    message = str(error.value)
+    assert message.startswith(f"{key}: expected one of ") and repr(bad) in message
+    assert all(str(a) in message for a in allowed)
+
+
+def test_a_literal_is_not_matched_by_a_value_of_another_type():
+    with pytest.raises(ValueError, match=r"data\.on_bad_image: expected one of skip, error"):
+        load_config(overrides=["data.on_bad_image=1"])
 
 
 def test_bad_files_are_named(tmp_path):

@@ -18,48 +18,20 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from resnetkit.data.augment import Augment
 from resnetkit.data.checks import BadImage, BadImageError, decode_image, native_channels
 from resnetkit.data.sources import MAX_PIXELS, ImageSet
 from resnetkit.preprocessing import Preprocessing
 
-# Parallel calls for the per-image decode and crop maps. A fixed figure rather than
-# AUTOTUNE: on a 2-core machine AUTOTUNE settled on one call in about a third of fresh
-# processes, halving the pipeline's speed (1,940 vs 3,400 images/s, decoding 224-px JPEGs);
-# two calls per core kept every run at the fast figure.
+# Parallel calls for the per-image decode and crop maps. A fixed number rather than
+# AUTOTUNE: on a small machine AUTOTUNE sometimes settled on one call in a fresh process,
+# which made decoding much slower; two calls per core kept every run fast.
 DECODE_CALLS = 2 * len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 4
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Training augmentation, chosen by config. Defaults: random-resized-crop and flips."""
-
-    crop: str = "random_resized"  # "random_resized", "pad" (pad-and-crop) or "none"
-    min_area: float = 0.08  # random-resized-crop area range [min_area, 1]
-    pad: int = 4  # pixels of zero padding for "pad"
-    flip: bool = True
-    translate: float = 0.0  # RandomTranslation factor (fraction of size)
-    erasing: float = 0.0  # probability that an image gets a random-erasing patch
-    randaugment: int = 0  # RandAugment number of ops (0 = off)
-    randaugment_magnitude: float = 0.5
-    mixup: float = 0.0  # MixUp alpha (0 = off)
-    cutmix: float = 0.0  # CutMix alpha (0 = off)
-
-    @property
-    def batch_level(self) -> bool:
-        """Whether any augmentation works on whole batches (Keras layers, MixUp, CutMix)."""
-        return bool(self.translate or self.erasing or self.randaugment or self.mixup or self.cutmix)
-
-    def __post_init__(self):
-        if self.crop not in ("random_resized", "pad", "none"):
-            raise ValueError(f"augment.crop must be random_resized, pad or none; got {self.crop!r}")
-        if self.mixup and self.cutmix:
-            raise ValueError("choose MixUp or CutMix, not both")
 
 
 class BadImageLog:
@@ -83,7 +55,7 @@ def normalize(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
     """Images in 0..255 (any dtype) → the network's input, per the weights' preprocessing.
 
     Written as one affine map, ``x * scale + offset`` (after RGB→BGR for 'caffe'): on CPU,
-    separate divide/subtract/divide passes over a float batch halved the pipeline's speed.
+    separate divide/subtract/divide passes over a float batch are each a full pass over it.
     """
     images = tf.cast(images, tf.float32)
     channels = images.shape[-1]
@@ -229,7 +201,8 @@ def build_dataset(
     size = len(labels)
     layers, mixer = _batch_layers(augment, seed) if batch_level else ([], None)
     # In-memory images already at the crop size need only pad-crop and flips, which are
-    # applied to whole batches (vectorized); per-image maps cost 15% of a ResNet-20 step here.
+    # applied to whole batches (vectorized): per-image maps cost a noticeable share of a
+    # small network's step.
     whole_batches = (
         images.arrays is not None
         and augment.crop in ("pad", "none")
@@ -283,9 +256,9 @@ def build_dataset(
         stream = stream.skip(skip_batches)
     # tf.data's default static rewrites serialize the graph when the iterator is made, and
     # the serialization copies the shared source once per concatenated epoch: in-memory
-    # images were held `epochs` times (7.7 GB for the best Fashion-MNIST recipe's 134
-    # epochs instead of 1.1 GB). The pipeline already sets its parallelism and prefetching
-    # by hand, so the rewrites are off; autotuning stays on.
+    # images were held `epochs` times (a regression test holds it). The pipeline already
+    # sets its parallelism and prefetching by hand, so the rewrites are off; autotuning
+    # stays on.
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     return stream.prefetch(autotune).with_options(options)

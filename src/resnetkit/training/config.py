@@ -5,7 +5,10 @@
 
 Every key is checked: an unknown key is an error that names it (and the closest valid keys),
 and a value of the wrong type is an error that names the key, the expected type and the value.
-YAML is read with ``yaml.safe_load``; nothing in a config is ever executed.
+A closed set of choices is a ``Literal`` type: its values are checked, and the CLI takes its
+``choices`` from the same types (``typing.get_args(Precision)``), so they cannot drift.
+YAML is read with ``yaml.safe_load``; nothing in a config is ever executed. The module
+imports no TensorFlow: ``resnetkit --help`` builds its parser from it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,23 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
-from resnetkit.data.pipeline import Augment
+from resnetkit.data.augment import Augment
 from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.names import unknown_name_error
+
+# The closed sets of the config, one Literal each (the CLI's choices are these).
+BadImagePolicy = Literal["skip", "error"]
+ClassWeight = Literal["auto"]  # weight each class by n / (classes × count)
+Optimizer = Literal["sgd", "adamw", "lamb"]
+Schedule = Literal["cosine", "step", "onecycle"]
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]  # auto: per CPU
+Strategy = Literal["auto", "one", "mirrored", "multiworker"]  # tf.distribute
+FinetuneStrategy = Literal["linear", "full", "two-stage", "gradual"]
+BnPolicy = Literal["frozen", "train"]  # BatchNorm of unfrozen stages: inference or training
 
 
 @dataclass
@@ -40,15 +53,15 @@ class DataConfig:
     val_fraction: float = 0.1
     batch_size: int = 128
     cache: str | None = "memory"  # "memory", a file path, or None
-    on_bad_image: str = "skip"  # "skip" or "error"
+    on_bad_image: BadImagePolicy = "skip"
     max_pixels: int = MAX_PIXELS
-    class_weight: str | None = None  # "auto": weight each class by n / (classes × count)
+    class_weight: ClassWeight | None = None
     train_subset: int | None = None  # train on this many images (stratified, seeded)
 
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # "sgd", "adamw", "lamb"
+    name: Optimizer = "sgd"
     lr: float = 0.1  # for batch_size 128; scaled linearly with the batch size
     momentum: float = 0.9
     nesterov: bool = True
@@ -61,7 +74,7 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: str = "cosine"  # "cosine", "step", "onecycle"
+    name: Schedule = "cosine"
     epochs: int = 30
     warmup_epochs: float = 0.0
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: epoch fractions
@@ -74,8 +87,8 @@ class ScheduleConfig:
 class RunConfig:
     seed: int = 0
     deterministic: bool = False
-    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16", "auto"
-    strategy: str = "auto"  # "auto", "one", "mirrored", "multiworker"
+    precision: Precision = "float32"  # a run's config.yaml records what "auto" chose
+    strategy: Strategy = "auto"
     keep_checkpoints: int = 3
     tta: bool = False  # final test metrics with horizontal-flip test-time augmentation
     jit_compile: bool = False  # XLA; measured slower than oneDNN for these convnets on CPU
@@ -87,10 +100,10 @@ class FinetuneConfig:
     """Fine-tuning from pretrained weights (``source`` set) instead of training from scratch."""
 
     source: str | None = None  # registry name, weights file (arch: model.name), or run dir
-    strategy: str = "two-stage"  # "linear", "full", "two-stage", "gradual"
+    strategy: FinetuneStrategy = "two-stage"
     trainable_stages: list[str] | None = None  # e.g. [stage3, stage4, head]; None: all
     head_epochs: int | None = None  # two-stage/gradual head-only epochs; None: epochs // 5
-    bn_policy: str = "frozen"  # BatchNorm in unfrozen stages: "frozen" (inference) or "train"
+    bn_policy: BnPolicy = "frozen"
     lr_decay: float = 0.7  # each stage below the top one trains at this times the next rate
     head_lr_mult: float = 10.0  # the new head's rate: optim.lr times this
     patience: int | None = None  # early stop after this many epochs without a better val acc
@@ -134,6 +147,11 @@ def _convert(hint: Any, value: Any, path: str) -> Any:
             return None
         options = [a for a in args if a is not type(None)]
         return _convert(options[0], value, path)
+    if origin is Literal:
+        if any(value == a and type(value) is type(a) for a in args):
+            return value
+        allowed = ", ".join(map(str, args))
+        raise ValueError(f"{path}: expected one of {allowed}; got {value!r}")
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, path)
     if origin is list:
