@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed test-slow lint format clean data-deps
+.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed test-slow lint format clean data-deps docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,10 @@ bench-speed: $(INTEROP_VENV)/.installed-bench
 
 bench-transfer: $(VENV)/.installed data-deps
 	$(BIN)/python benchmarks/transfer.py
+
+# The tables of measured figures in README.md and docs/, regenerated from benchmarks/results.
+docs: $(VENV)/.installed
+	$(BIN)/python benchmarks/tables.py
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff format .

@@ -7,7 +7,8 @@ Command (installs PyTorch, torchvision and the export runtimes in .venv-interop 
 Every contender runs the same architecture, batch, input size and precision (float32) on
 synthetic data, in its own fresh process (so that its peak memory is its own); warm-up
 steps are excluded and the median of several timed repeats is reported. One command runs
-them all and writes benchmarks/results/speed-<isa>.json and the README's speed table.
+them all, writes benchmarks/results/speed-<isa>.json and regenerates the speed table of
+docs/speed.md (benchmarks/tables.py).
 
 - Training step (forward, cross-entropy, backward, SGD with momentum): resnet20 @32×32
   batch 128, resnet50 @224×224 batch 32 and 16. resnetkit (Keras 3, TensorFlow, compiled
@@ -38,8 +39,6 @@ from pathlib import Path
 from common import hardware, versions
 
 ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
-TABLE_START, TABLE_END = "<!-- speed-table:start -->", "<!-- speed-table:end -->"
 
 # (task, model, input size, batch) for the training contenders.
 TRAIN_TASKS = (
@@ -495,7 +494,7 @@ def goals(s: dict) -> list[dict]:
 
 
 def table(report: dict) -> str:
-    """The README's speed table (markdown)."""
+    """One speed report as markdown tables (benchmarks/tables.py puts it in docs/speed.md)."""
     s, hw = report["summary"], report["hardware"]
     lines = [
         f"Measured {report['date']} on {hw['cpu']} ({hw['cores']} cores, {hw['isa']}), float32, "
@@ -539,15 +538,6 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_table(text: str) -> None:
-    readme = README.read_text()
-    if TABLE_START not in readme:
-        raise SystemExit(f"{README}: no {TABLE_START} marker for the speed table")
-    head, rest = readme.split(TABLE_START, 1)
-    _, tail = rest.split(TABLE_END, 1)
-    README.write_text(f"{head}{TABLE_START}\n{text}\n{TABLE_END}{tail}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warmup", type=int, default=2)
@@ -568,7 +558,7 @@ def main() -> int:
     parser.add_argument(
         "--update", action="store_true", help="merge into the existing JSON (with --only)"
     )
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README table")
+    parser.add_argument("--no-docs", action="store_true", help="do not regenerate the docs' tables")
     parser.add_argument("--job", help=argparse.SUPPRESS)  # child process
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -617,8 +607,11 @@ def main() -> int:
     report["goals"] = goals(report["summary"])
     out.write_text(json.dumps(report, indent=1) + "\n")
     print(table(report))
-    if (opts.update or not opts.only) and not opts.no_readme:
-        write_table(table(report))
+    if (opts.update or not opts.only) and not opts.no_docs:
+        import tables
+
+        for path in tables.update():
+            print(f"rewrote {path.relative_to(ROOT)}")
     print(f"wrote {out}")
     return 0
 
