@@ -1,5 +1,7 @@
-"""Building models: shapes, features, gradients, options and the errors for bad options."""
+"""Building models: the harness over the representative models (tests/harness.py), then
+options, layouts and the errors for bad options."""
 
+import harness
 import keras
 import numpy as np
 import pytest
@@ -9,63 +11,12 @@ from helpers import fill_weights, images
 import resnetkit
 from resnetkit.models import create_model, get_variant, list_models
 
-# One model per block type, stem, shortcut and layout.
-REPRESENTATIVE = [
-    "resnet_tiny",
-    "seed",
-    "resnet20",
-    "resnet8_fast",
-    "plain20",
-    "wrn16_4",
-    "resnet18",
-    "resnet50",
-    "resnext50_32x4d",
-    "resnet18d",
-    "resnetv2_50",
-    "resnet50_keras",
-    "resnet50v2_keras",
-]
 
-
-@pytest.mark.parametrize("name", REPRESENTATIVE)
-def test_forward_features_and_gradients(name):
-    spec = get_variant(name)
-    model = create_model(name, input_shape=(64, 64, 3), num_classes=7)
-    x = images((2, 64, 64, 3))
-    logits = model(x, training=False)
-    assert logits.shape == (2, 7)
-    assert np.isfinite(logits.numpy()).all()
-
-    # Every named feature has the stride and channels it claims.
-    features = model.feature_extractor()(x)
-    assert list(features) == ["stem"] + [f"stage{i}" for i in range(1, len(spec.depths) + 1)]
-    for fname, info in model.feature_info.items():
-        fmap = features[fname]
-        assert fmap.shape[-1] == info.channels, fname
-        expected = -(-64 // info.stride)
-        if name == "seed" and fname != "stem":
-            expected = (32 - 3) // 2 + 1  # the article's max-pool has "valid" padding
-        assert fmap.shape[1] == expected, fname
-    if spec.family in ("imagenet", "keras"):
-        assert [i.stride for i in model.feature_info.values()] == [2, 4, 8, 16, 32] or (
-            spec.layout == "keras_v2"
-        )
-
-    # A backward pass reaches every trainable weight.
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(tf.square(model(x, training=True)))
-    grads = tape.gradient(loss, model.trainable_weights)
-    dead = [
-        w.path
-        for w, g in zip(model.trainable_weights, grads, strict=True)
-        if g is None or not np.any(g.numpy())
-    ]
-    assert not dead
-
-
-def test_keras_v2_strides_follow_keras_applications():
-    model = create_model("resnet50v2_keras", input_shape=(64, 64, 3))
-    assert [i.stride for i in model.feature_info.values()] == [2, 8, 16, 32, 32]
+@pytest.mark.parametrize("case", harness.params())
+def test_representative_model(case, tmp_path, regen_expected):
+    """Config round trip, expected logits, .keras reload, features and gradients: see
+    ``tests/harness.py``, which holds the one list of representative models."""
+    harness.check_model(case, tmp_path, regen=regen_expected)
 
 
 @pytest.mark.parametrize(
