@@ -7,9 +7,13 @@ trainable parameters (BN moving statistics excluded) and are asserted by the tes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from resnetkit.names import unknown_name_error
+
+Row = TypeVar("Row")
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,24 @@ def _keras(name: str, depths: tuple[int, ...], v2: bool) -> Variant:
 _IN_WIDTHS = (64, 128, 256, 512)
 _R50, _R101, _R152 = (3, 4, 6, 3), (3, 4, 23, 3), (3, 8, 36, 3)
 
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in [
+
+def by_name(kind: str, rows: Iterable[Row]) -> dict[str, Row]:
+    """A registry table ``{row.name: row}`` that refuses a name given twice.
+
+    A dict comprehension would keep the last of two equal names without a word; here the
+    module that defines the table fails at import with a ValueError naming the duplicate.
+    """
+    table: dict[str, Row] = {}
+    for row in rows:
+        if row.name in table:
+            raise ValueError(f"two {kind} entries are named {row.name!r}: names must be unique")
+        table[row.name] = row
+    return table
+
+
+VARIANTS: dict[str, Variant] = by_name(
+    "model",
+    [
         Variant(
             name="seed",
             family="seed",
@@ -175,8 +194,8 @@ VARIANTS: dict[str, Variant] = {
         _keras("resnet50v2_keras", _R50, v2=True),
         _keras("resnet101v2_keras", _R101, v2=True),
         _keras("resnet152v2_keras", _R152, v2=True),
-    ]
-}
+    ],
+)
 
 
 def get_variant(name: str) -> Variant:

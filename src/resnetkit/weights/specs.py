@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 
 from resnetkit.download import FileRef
+from resnetkit.models.variants import by_name
 from resnetkit.names import unknown_name_error
 from resnetkit.preprocessing import CAFFE_BGR_MEAN, Preprocessing
 
@@ -89,9 +90,9 @@ def _timm(arch: str, path: str, prep: Preprocessing, top1: float | None, tag: st
     )
 
 
-REGISTRY: dict[str, WeightSpec] = {
-    s.name: s
-    for s in [
+REGISTRY: dict[str, WeightSpec] = by_name(
+    "pretrained weights",
+    [
         # MD5s as pinned by keras.applications 3.15; top-1 from its documentation.
         _keras(
             "resnet50",
@@ -163,8 +164,8 @@ REGISTRY: dict[str, WeightSpec] = {
             80.38,
             "timm_a1_in1k",
         ),
-    ]
-}
+    ],
+)
 
 
 def get_weight_spec(name: str) -> WeightSpec:
