@@ -91,7 +91,18 @@ def test_round_trip(digits_run, digits_test, tmp_path, format, preprocessing, qu
     assert result.artifact.exists() and card["artifact"] == result.artifact.name
     assert card["input"]["preprocessing_inside"] == inside
     assert card["input"]["dtype"] == ("float32" if inside == "none" else "uint8")
-    assert card["optimizations"]["batchnorm_folded"] == 6
+    # The run's resnet_tiny is post-activation, so every BatchNorm follows a convolution and
+    # folds: the stem's, two per basic block, and one per projection shortcut (a stage whose
+    # stride or width changes the shape): 1 + 2 × 2 + 1 = 6.
+    spec = classifier.model.variant
+    inputs = (spec.stem_width, *spec.widths[:-1])
+    stages = zip(spec.stage_strides, inputs, spec.widths, strict=True)
+    projections = sum(stride > 1 or width != before for stride, before, width in stages)
+    assert spec.block == "basic" and spec.shortcut == "B" and not spec.preact
+    bns = [la for la in classifier.model.layers if isinstance(la, keras.layers.BatchNormalization)]
+    assert len(bns) == 1 + 2 * sum(spec.depths) + projections
+    assert card["optimizations"]["batchnorm_folded"] == len(bns)
+    assert card["optimizations"]["batchnorm_kept"] == 0
     assert card["metrics"]["test_accuracy"] > 0.9
     assert card["parity"]["passed"] and card["parity"]["images"] >= 256
     assert not list(tmp_path.glob(".*partial*"))  # the staging folder was renamed into place
