@@ -161,8 +161,14 @@ def test_two_stage_from_a_generated_keras_applications_h5(tmp_path):
     path = tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels.h5"
     write_keras_h5(reference, path)
     _two_stage_on_a_folder(tmp_path, path, "resnet50_keras", ("red", "green", "blue"))
-    saved = (tmp_path / "run" / "config.yaml").read_text()
-    assert "mode: caffe" not in saved and "resnet50_keras" in saved
+    # config.yaml is the resolved config: it reloads, with the weights file and architecture
+    # the run started from. The weights' preprocessing (Keras ResNet v1: "caffe", BGR minus
+    # the mean) is no key of it: it travels with the model.
+    saved = load_config(tmp_path / "run" / "config.yaml")
+    assert saved.finetune.source == str(path) and saved.model.name == "resnet50_keras"
+    assert saved.finetune.strategy == "two-stage" and saved.finetune.head_epochs == 1
+    model = keras.saving.load_model(tmp_path / "run" / "model.keras", safe_mode=True)
+    assert model.preprocessing.mode == "caffe"
 
 
 def test_two_stage_from_a_generated_torchvision_safetensors(tmp_path):
