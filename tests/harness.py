@@ -86,7 +86,7 @@ MODELS = [
     Case("resnet20", (32, 32, 3), {"drop_path_rate": 0.1}, "drop_path", expected="resnet20"),
     Case("resnet20", (32, 32, 3), {"shortcut": "B", "zero_init_residual": True}, "shortcut_b"),
     Case("seed", (45, 39, 3), {"classifier_activation": "softmax", "post_add_relu": True}, "top"),
-    Case("resnet50d", _IN, {"include_top": False, "pooling": "max"}, "headless_max"),
+    Case("resnet18d", _IN, {"include_top": False, "pooling": "max"}, "headless_max"),
     # Preprocessing is metadata: the computation, and so the logits, are resnet18's.
     Case(
         "resnet18",
