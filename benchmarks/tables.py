@@ -35,7 +35,7 @@ import speed  # noqa: E402
 
 ROOT = HERE.parent
 RESULTS = ROOT / "benchmarks" / "results"
-MARKER = re.compile(r"<!-- table: ([\w.:-]+) -->\n(.*?)<!-- /table -->", re.S)
+MARKER = re.compile(r"^<!-- table: ([\w.:-]+) -->\n(.*?)^<!-- /table -->$", re.S | re.M)
 
 TABLES: dict[str, Callable[[Path, str], str]] = {}
 
@@ -101,8 +101,16 @@ def provenance(results: Path, key: str) -> dict:
 @table("speed")
 def speed_table(results: Path, arg: str) -> str:
     """benchmarks/speed.py's tables, one per speed-<isa>.json."""
-    reports = [json.loads(p.read_text()) for p in sorted(results.glob("speed-*.json"))]
-    return "\n\n".join(speed.table(r) for r in reports)
+    parts = []
+    for path in sorted(results.glob("speed-*.json")):
+        report = json.loads(path.read_text())
+        first, *later = report["commands"]
+        runs = [f"`{first['command'].strip()}` ({first['date']}, {len(first['jobs'])} jobs)"]
+        runs += [
+            f"then `{c['command'].strip()}` ({c['date']}: {', '.join(c['jobs'])})" for c in later
+        ]
+        parts.append(f"{speed.table(report)}\n\n`{path.name}`: {'; '.join(runs)}.")
+    return "\n\n".join(parts)
 
 
 # --- Fashion-MNIST recipes ----------------------------------------------------------------------
