@@ -9,17 +9,16 @@
 
 - ``PaddedConv2D``: ``Conv2D`` padded symmetrically inside the convolution, as PyTorch's
   ``Conv2d(padding=p)``. A ``ZeroPadding2D`` before a "valid" convolution computes the same,
-  but keeps a padded copy of the input for the backward pass: a ResNet-50 ``train_on_batch``
-  at batch 32 peaked at 5.02 GiB that way against 4.08 GiB, and ran 8% slower (2-core AVX2,
-  oneDNN). ``benchmarks/speed.py``'s training loop still peaks at 4.96 GiB (not yet explained).
-  Its gradient is written by hand (``_explicit_pad_conv``): TensorFlow runs the gradients of
-  explicitly padded convolutions in Eigen, not oneDNN, which in bfloat16 made resnet8_fast
-  train at 681 images/s instead of 5,159 on the 2-core AMX machine.
+  but keeps a padded copy of the input for the backward pass, which costs memory and time in
+  every training step (``benchmarks/speed.py``'s training loop does not show the memory saving
+  yet; not explained). Its gradient is written by hand (``_explicit_pad_conv``): TensorFlow
+  runs the gradients of explicitly padded convolutions in Eigen, not oneDNN, and Eigen's
+  bfloat16 kernels are many times slower. The figures: docs/training.md and docs/speed.md.
 
 - ``BatchNormalization``: Keras' own layer, but training steps run TensorFlow's fused
-  batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops; the fused
-  kernel made a ResNet-20 training step 1.5× faster on this 2-core CPU (measured, float32 and
-  bfloat16). Inference is Keras' unchanged code, so pretrained-weight equivalence is exact.
+  batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops, which
+  make a small network's training step markedly slower, in float32 and bfloat16 alike.
+  Inference is Keras' unchanged code, so pretrained-weight equivalence is exact.
   It keeps Keras' class name, hence the same automatic layer names and weight files.
 
 Stochastic depth needs no layer of its own: ``keras.layers.Dropout`` with
@@ -142,9 +141,9 @@ def _explicit_pad_conv(inputs, kernel, strides, pad: int):
     the backward pass) whose gradients run as "valid" convolutions of the padded input.
 
     TensorFlow 2.21 hands the gradients of an explicitly padded convolution to Eigen instead
-    of oneDNN. In bfloat16 Eigen's kernels are very slow: on the 2-core AMX machine the
-    backward pass of one stride-2 3×3 convolution (batch 256, 14×14×64 → 128) took 571 ms
-    that way and 15 ms as below. The padded copy exists only while the gradient is computed.
+    of oneDNN. In bfloat16 Eigen's kernels are very slow, so the backward pass of a strided
+    convolution would dominate the step; as "valid" convolutions it stays on oneDNN. The
+    padded copy exists only while the gradient is computed.
     """
     import tensorflow as tf
 
