@@ -6,20 +6,32 @@
 - ``inference_model``: the float32, BatchNorm-folded copy of a model (fold.py).
 - ``load_artifact``: an exported artifact as a classifier for ``predict`` and ``serve``
   (artifacts.py).
+
+The names are loaded on first use, so that a TF-free module of the package (runtimes.py,
+card.py) can be imported without TensorFlow.
 """
 
-from resnetkit.export.artifacts import ArtifactClassifier, is_export, load_artifact
-from resnetkit.export.export import FORMATS, ExportResult, ParityError, export_model
-from resnetkit.export.fold import FoldReport, inference_model
+from __future__ import annotations
 
-__all__ = [
-    "FORMATS",
-    "ArtifactClassifier",
-    "ExportResult",
-    "FoldReport",
-    "ParityError",
-    "export_model",
-    "inference_model",
-    "is_export",
-    "load_artifact",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "ArtifactClassifier": "resnetkit.export.artifacts",
+    "is_export": "resnetkit.export.artifacts",
+    "load_artifact": "resnetkit.export.artifacts",
+    "FORMATS": "resnetkit.export.export",
+    "ExportResult": "resnetkit.export.export",
+    "ParityError": "resnetkit.export.export",
+    "export_model": "resnetkit.export.export",
+    "FoldReport": "resnetkit.export.fold",
+    "inference_model": "resnetkit.export.fold",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'resnetkit.export' has no attribute {name!r}")

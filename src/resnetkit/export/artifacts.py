@@ -24,9 +24,9 @@ import numpy as np
 from resnetkit.data.checks import decode_image
 from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.export.card import CARD, read_card, read_labels
+from resnetkit.export.runtimes import RUNTIMES
 from resnetkit.preprocessing import Preprocessing
 
-RUNTIMES = ("tensorflow", "onnxruntime", "litert", "keras")
 # What the graph itself does to its input: see export.graph.
 INSIDE = ("none", "normalize", "resize_crop_normalize")
 
