@@ -1,30 +1,32 @@
 """Why residual connections work, measured: gradient norms per layer and the degradation
-experiment (He et al. 2016, Figure 6) — ``resnetkit analyze gradients|degradation``."""
+experiment (He et al. 2016, Figure 6) — ``resnetkit analyze gradients|degradation``.
 
-from resnetkit.analyze.degradation import (
-    TestError,
-    degradation_chart,
-    degradation_config,
-    format_degradation,
-    run_degradation,
-)
-from resnetkit.analyze.gradients import (
-    format_gradients,
-    gradient_chart,
-    gradient_norms,
-    kernel_variables,
-    run_gradients,
-)
+The names are loaded on first use, so that ``analyze.defaults`` (the CLI's defaults) can
+be imported without TensorFlow.
+"""
 
-__all__ = [
-    "TestError",
-    "degradation_chart",
-    "degradation_config",
-    "format_degradation",
-    "format_gradients",
-    "gradient_chart",
-    "gradient_norms",
-    "kernel_variables",
-    "run_degradation",
-    "run_gradients",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "TestError": "resnetkit.analyze.degradation",
+    "degradation_chart": "resnetkit.analyze.degradation",
+    "degradation_config": "resnetkit.analyze.degradation",
+    "format_degradation": "resnetkit.analyze.degradation",
+    "run_degradation": "resnetkit.analyze.degradation",
+    "format_gradients": "resnetkit.analyze.gradients",
+    "gradient_chart": "resnetkit.analyze.gradients",
+    "gradient_norms": "resnetkit.analyze.gradients",
+    "kernel_variables": "resnetkit.analyze.gradients",
+    "run_gradients": "resnetkit.analyze.gradients",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'resnetkit.analyze' has no attribute {name!r}")

@@ -22,19 +22,21 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from resnetkit.analyze.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DATA,
+    DEFAULT_EPOCHS,
+    DEFAULT_LR,
+    DEFAULT_MODELS,
+    DEFAULT_SEED,
+    DEFAULT_TEST_SUBSET,
+    DEFAULT_TRAIN_SUBSET,
+)
 from resnetkit.data import ImageSet, load_data
 from resnetkit.data.pipeline import build_dataset
 from resnetkit.models import get_variant
 from resnetkit.training.config import Config, from_dict, to_dict
 
-DEFAULT_MODELS = ("plain20", "plain56", "resnet20", "resnet56")
-# The default budget (625 steps): about 30 minutes for the four default models on a quiet
-# 2-core AVX2 CPU in float32 (44 min measured beside a test run). 6 epochs were too few for
-# ResNet-56 to catch up with ResNet-20; 10 show both of He et al.'s claims.
-DEFAULT_EPOCHS = 10
-DEFAULT_TRAIN_SUBSET = 4000
-DEFAULT_TEST_SUBSET = 2000
-DEFAULT_BATCH_SIZE = 64
 DEGRADATION_JSON = "degradation.json"
 DEGRADATION_PNG = "degradation.png"
 
@@ -79,12 +81,12 @@ class TestError(keras.callbacks.Callback):
 def degradation_config(
     model: str,
     *,
-    data: str = "fashion-mnist",
+    data: str = DEFAULT_DATA,
     epochs: int = DEFAULT_EPOCHS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     train_subset: int | None = DEFAULT_TRAIN_SUBSET,
-    lr: float = 0.1,
-    seed: int = 0,
+    lr: float = DEFAULT_LR,
+    seed: int = DEFAULT_SEED,
     zero_init_residual: bool = False,
 ) -> Config:
     """The one recipe every model of the experiment trains with.
@@ -178,13 +180,13 @@ def _load_average() -> float | None:
 def run_degradation(
     models: list[str] | tuple[str, ...] = DEFAULT_MODELS,
     *,
-    data: str = "fashion-mnist",
+    data: str = DEFAULT_DATA,
     epochs: int = DEFAULT_EPOCHS,
     batch_size: int = DEFAULT_BATCH_SIZE,
     train_subset: int | None = DEFAULT_TRAIN_SUBSET,
     test_subset: int | None = DEFAULT_TEST_SUBSET,
-    lr: float = 0.1,
-    seed: int = 0,
+    lr: float = DEFAULT_LR,
+    seed: int = DEFAULT_SEED,
     out: str | Path | None = None,
     runs_dir: str | Path | None = None,
     stream=None,
