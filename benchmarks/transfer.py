@@ -83,12 +83,15 @@ def make_data(root: Path, label_counts: list[int], seeds: list[int]) -> dict:
 def run(config_items: list[str], run_dir: Path, finetune: bool) -> dict:
     from resnetkit.training.config import load_config
     from resnetkit.training.train import train
-    from resnetkit.transfer.finetune import PRESET
+    from resnetkit.transfer import finetune as finetune_run
+    from resnetkit.transfer import finetune_config
 
-    config = load_config(None, config_items, preset=PRESET if finetune else ())
     started = time.perf_counter()
     with redirect_stdout(io.StringIO()):
-        summary = train(config, run_dir)
+        if finetune:
+            summary = finetune_run(finetune_config(overrides=config_items), run_dir)
+        else:
+            summary = train(load_config(None, config_items), run_dir)
     return {"test_accuracy": summary["test_accuracy"], "seconds": time.perf_counter() - started}
 
 

@@ -13,7 +13,8 @@ from helpers import fill_weights, save, write_keras_h5
 from resnetkit.data import load_class_map
 from resnetkit.models import create_model
 from resnetkit.training.config import FinetuneConfig, load_config
-from resnetkit.transfer.finetune import PRESET, Phase, finetune, lr_scale, plan_phases
+from resnetkit.training.phases import Phase, lr_scale, plan_phases
+from resnetkit.transfer.finetune import PRESET, finetune
 
 NAMES = ["stem", "stage1", "stage2", "stage3", "head"]
 
@@ -67,7 +68,7 @@ def test_bad_fine_tuning_options_name_the_key(options, epochs, match):
 def test_learning_rates_per_stage_follow_the_decay():
     from resnetkit.training.config import OptimConfig, ScheduleConfig
     from resnetkit.training.optim import make_optimizer
-    from resnetkit.transfer.finetune import layer_stages
+    from resnetkit.training.phases import layer_stages
 
     model = create_model("resnet20", input_shape=(8, 8, 1))
     scale = lr_scale(model, lr_decay=0.5, head_lr_mult=10.0)
@@ -247,7 +248,7 @@ def test_cli_finetune_needs_a_source_and_names_it(tmp_path, capsys):
 
 
 def test_linear_leaves_only_the_head_trainable():
-    from resnetkit.transfer.finetune import set_trainable
+    from resnetkit.training.phases import set_trainable
 
     model = create_model("resnet20", input_shape=(8, 8, 1))
     set_trainable(model, ("head",), "frozen")
@@ -277,9 +278,9 @@ def test_a_resume_at_the_phase_boundary_gives_the_uninterrupted_result(tmp_path,
 
     original = RunRecorder._save
 
-    def killed_after_epoch_one(self, position, best=False):
-        original(self, position, best)
-        if position == {"epochs_done": 1, "step": 0}:
+    def killed_after_epoch_one(self, epochs_done, step, best=False):
+        original(self, epochs_done, step, best)
+        if (epochs_done, step) == (1, 0):
             raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(RunRecorder, "_save", killed_after_epoch_one)

@@ -9,8 +9,7 @@ import pytest
 from helpers import fill_weights, images
 from safetensors.numpy import save_file
 
-from resnetkit.weights import create_model
-from resnetkit.weights import torch_state_dict
+from resnetkit.weights import create_model, torch_state_dict
 
 pytestmark = pytest.mark.interop
 

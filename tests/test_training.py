@@ -11,6 +11,7 @@ import pytest
 from resnetkit.training.checkpoint import CheckpointError, Checkpoints
 from resnetkit.training.config import OptimConfig, ScheduleConfig, load_config
 from resnetkit.training.optim import OneCycle, make_optimizer, make_schedule
+from resnetkit.training.state import RunState
 
 
 def _lr(schedule, step: int) -> float:
@@ -94,14 +95,14 @@ def _tiny_model():
 def test_a_failed_checkpoint_write_keeps_the_previous_one(tmp_path, monkeypatch):
     model = _tiny_model()
     ckpts = Checkpoints(tmp_path / "checkpoints", keep=2)
-    first = ckpts.save(model, {"epochs_done": 1, "step": 0, "history": []})
+    first = ckpts.save(model, RunState(epochs_done=1))
 
     def disk_full(path, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(model, "save_weights", disk_full)
     with pytest.raises(CheckpointError, match="No space left") as err:
-        ckpts.save(model, {"epochs_done": 2, "step": 0, "history": []})
+        ckpts.save(model, RunState(epochs_done=2))
     assert "epoch-0001 is intact" in str(err.value)
     assert ckpts.latest() == first
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["epoch-0001"]
@@ -111,7 +112,7 @@ def test_checkpoints_keep_the_newest_and_order_mid_epoch_ones(tmp_path):
     model = _tiny_model()
     ckpts = Checkpoints(tmp_path, keep=2)
     for epoch, step in [(1, 0), (2, 0), (2, 7), (3, 0)]:
-        ckpts.save(model, {"epochs_done": epoch, "step": step, "history": []})
+        ckpts.save(model, RunState(epochs_done=epoch, step=step))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch-0002-step-000007", "epoch-0003"]
     (tmp_path / ".tmp-epoch-0004-deadbeef").mkdir()
     ckpts.clean()
@@ -138,7 +139,7 @@ def test_cli_train_rejects_options_with_resume_and_bad_keys(tmp_path, capsys):
     from resnetkit.cli import main
 
     assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 2
-    assert "--resume takes the run's own config.yaml" in capsys.readouterr().err
+    assert "--resume takes the run's own saved config" in capsys.readouterr().err
     assert main(["train", "--set", "optim.lrr=0.1", "--run-dir", str(tmp_path / "r")]) == 2
     assert "optim.lrr" in capsys.readouterr().err
     assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2

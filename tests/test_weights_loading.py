@@ -9,8 +9,7 @@ import torch
 from helpers import fill_weights, images
 from safetensors.numpy import save_file
 
-from resnetkit.weights import create_model
-from resnetkit.weights import read_state_dict, torch_state_dict
+from resnetkit.weights import create_model, read_state_dict, torch_state_dict
 from resnetkit.weights.adapt import adapt_input_conv
 
 SIZE = (64, 64, 3)

@@ -18,11 +18,11 @@ from safetensors.numpy import save_file
 from resnetkit.cli import main
 from resnetkit.download import FileRef
 from resnetkit.models import list_models
-from resnetkit.weights import create_model
 from resnetkit.weights import (
     REGISTRY,
     ChecksumMismatch,
     DownloadUnavailable,
+    create_model,
     fetch_file,
     imagenet_classes,
     torch_state_dict,

@@ -13,10 +13,10 @@ from typing import Any
 # Keras 3 picks its backend at import time; resnetkit runs on TensorFlow unless told otherwise.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # TensorFlow turns its oneDNN kernels on by default only on CPUs with AVX512-VNNI, AVX512-BF16
-# or AMX; elsewhere (AVX2-only CPUs) it runs Eigen's. oneDNN trained ResNet-20 2.3x and
-# ResNet-50 1.4x faster on a 2-core AVX2 EPYC (benchmarks/speed.py), so resnetkit asks for it
-# unless the user has chosen. TensorFlow reads this once, when it is first imported: import
-# resnetkit before tensorflow/keras for it to apply (the CLI does).
+# or AMX; elsewhere (AVX2-only CPUs) it runs Eigen's, which trained these convnets markedly
+# slower (benchmarks/speed.py records by how much), so resnetkit asks for oneDNN unless the
+# user has chosen. TensorFlow reads this once, when it is first imported: import resnetkit
+# before tensorflow/keras for it to apply (the CLI does).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"

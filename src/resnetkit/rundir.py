@@ -33,6 +33,7 @@ class RunDir:
     """Paths inside one run directory (nothing is created by constructing it)."""
 
     path: Path
+    MODEL = "model.keras"  # also the name ``resnetkit export --format keras`` gives its file
 
     def __init__(self, path: str | Path):
         object.__setattr__(self, "path", Path(path))
@@ -77,7 +78,7 @@ class RunDir:
 
     @property
     def model(self) -> Path:
-        return self.path / "model.keras"
+        return self.path / self.MODEL
 
     @property
     def summary(self) -> Path:

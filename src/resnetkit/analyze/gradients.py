@@ -102,8 +102,8 @@ def run_gradients(
     ``batch_size`` training images, before and after. Models get standard initialization:
     zero-initialized residual branches would give their kernels no gradient at the start.
     """
+    from resnetkit.tasks.classify.inputs import resolve_inputs
     from resnetkit.training.config import Config, DataConfig
-    from resnetkit.training.train import resolve_inputs
     from resnetkit.versions import versions
 
     if not models:

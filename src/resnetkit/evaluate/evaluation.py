@@ -11,8 +11,24 @@ from pathlib import Path
 
 import numpy as np
 
-from resnetkit.data.sources import ImageSet
+from resnetkit.data.sources import DataSource, ImageSet
+from resnetkit.rundir import RunDir
 from resnetkit.tasks.classify.evaluation import Evaluation, evaluate_split, write_evaluation
+
+
+def run_data(run_dir: str | Path | None, data: str | None = None) -> DataSource:
+    """``data`` (default: the run's own) split as the run split it: its validation
+    fraction and seed, so that "val" means the images the run validated on. Without a run
+    directory, ``data`` is split into what its folders or files say (no validation split)."""
+    from resnetkit.data import load_data
+
+    if run_dir is None:
+        return load_data(data, val_fraction=0.0, seed=0)
+    from resnetkit.training.config import load_config
+
+    config = load_config(RunDir(run_dir).require_run().config)
+    val_fraction = config.data.val_fraction
+    return load_data(data or config.data.source, val_fraction=val_fraction, seed=config.run.seed)
 
 
 def evaluate_on_data(
@@ -31,15 +47,7 @@ def evaluate_on_data(
     run's own data is rebuilt with the run's seed and validation fraction. The data's
     classes are matched to the model's by name.
     """
-    from resnetkit.data import load_data
-
-    val_fraction, seed = 0.0, 0
-    if split == "val" and classifier.run_dir is not None:
-        from resnetkit.training.config import load_config
-
-        config = load_config(classifier.run_dir / "config.yaml")
-        val_fraction, seed = config.data.val_fraction, config.run.seed
-    source = load_data(data, val_fraction=val_fraction, seed=seed)
+    source = run_data(classifier.run_dir if split == "val" else None, data)
     splits = {k: v for k, v in source.splits.items() if len(v)}
     if split is None:
         split = next((s for s in ("test", "val", "train") if s in splits), None)
@@ -68,7 +76,7 @@ def evaluate_on_data(
     if out is None:
         name = Path(data).name or "data"
         if classifier.run_dir is not None:
-            out = classifier.run_dir / "evaluation" / f"{name}-{split}"
+            out = RunDir(classifier.run_dir).evaluation(f"{name}-{split}")
         else:
             out = classifier.path.with_name(f"{classifier.path.stem}-evaluation-{name}-{split}")
     return ev, write_evaluation(ev, out, title=f"{Path(data).name} {split}")

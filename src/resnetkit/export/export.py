@@ -30,6 +30,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from resnetkit.data.prepare import prepare_images
+from resnetkit.evaluate.evaluation import run_data
 from resnetkit.export.artifacts import load_artifact
 from resnetkit.export.card import (
     CARD_VERSION,
@@ -38,7 +40,8 @@ from resnetkit.export.card import (
     write_labels,
 )
 from resnetkit.export.fold import inference_model
-from resnetkit.export.graph import prepare_images, with_preprocessing
+from resnetkit.export.graph import with_preprocessing
+from resnetkit.rundir import RunDir
 from resnetkit.tasks.classify.predict import ends_in_softmax
 from resnetkit.tasks.classify.predictor import Classifier, load_classifier
 from resnetkit.versions import versions
@@ -48,7 +51,7 @@ FORMATS = {
     "savedmodel": ("tf_saved_model", "saved_model", "tensorflow"),
     "onnx": ("onnx", "model.onnx", "onnxruntime"),
     "litert": ("litert", "model.tflite", "litert"),
-    "keras": (None, "model.keras", "keras"),
+    "keras": (None, RunDir.MODEL, "keras"),
 }
 QUANTIZATIONS = ("int8",)
 # Formats whose runtime can run the antialiased evaluation resize (see graph.py).
@@ -197,21 +200,12 @@ def check_images(
     """Validation images for the parity check: the run's validation split (its seed and
     fraction), else its test split; ``count`` of them, a seeded random sample. ``calibration``
     training images for int8 quantization."""
-    from resnetkit.data import load_data
-
-    val_fraction, run_seed = 0.0, 0
-    if classifier.run_dir is not None:
-        from resnetkit.training.config import load_config
-
-        config = load_config(classifier.run_dir / "config.yaml")
-        data = data or config.data.source
-        val_fraction, run_seed = config.data.val_fraction, config.run.seed
-    if data is None:
+    if classifier.run_dir is None and data is None:
         raise ValueError(
             f"{classifier.path}: not a run directory, so its data is unknown; pass --data "
             "(a folder, a .csv manifest or a data set name) for the parity check"
         )
-    source = load_data(data, val_fraction=val_fraction, seed=run_seed)
+    source = run_data(classifier.run_dir, data)
     name = next((s for s in ("val", "test") if len(source.splits.get(s, ()))), None)
     if name is None:
         raise ValueError(f"{data}: no validation or test images for the parity check")
@@ -414,16 +408,14 @@ def _weights_origin(run: Path | None) -> dict:
     """Where the weights came from, per the run's config."""
     if run is None:
         return {"origin": "a .keras model file (no run directory)"}
-    import yaml
+    from resnetkit.training.config import load_config
 
-    config = yaml.safe_load((run / "config.yaml").read_text()) or {}
-    model = config.get("model") or {}
-    finetune = config.get("finetune") or {}
-    data = (config.get("data") or {}).get("source")
-    if finetune.get("source"):
-        origin = f"fine-tuned from {finetune['source']} on {data}"
-    elif model.get("weights"):
-        origin = f"trained from {model['weights']} on {data}"
+    config = load_config(RunDir(run).config)
+    data = config.data.source
+    if config.finetune.source:
+        origin = f"fine-tuned from {config.finetune.source} on {data}"
+    elif config.model.weights:
+        origin = f"trained from {config.model.weights} on {data}"
     else:
         origin = f"trained from scratch on {data}"
     return {"origin": origin, "run_dir": str(run)}
@@ -431,10 +423,6 @@ def _weights_origin(run: Path | None) -> dict:
 
 def _run_metrics(run: Path | None) -> dict:
     """The run's test metrics from summary.json (empty without a run)."""
-    import json
-
-    if run is None or not (run / "summary.json").is_file():
-        return {}
-    summary = json.loads((run / "summary.json").read_text())
+    summary = RunDir(run).read_summary() if run is not None else {}
     keys = [k for k in summary if k.startswith("test_")] + ["epochs"]
     return {k: summary[k] for k in keys if k in summary}

@@ -16,13 +16,11 @@ Two extents, because not every runtime has every operation:
 
 from __future__ import annotations
 
-import functools
-
 import keras
-import numpy as np
 import tensorflow as tf
 
-from resnetkit.data.pipeline import normalize, resize_center_crop
+from resnetkit.data.pipeline import normalize
+from resnetkit.data.prepare import crop_batch
 from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.preprocessing import Preprocessing
 
@@ -89,50 +87,3 @@ def with_preprocessing(
         prep.to_dict(), channels, resize=resize, max_pixels=max_pixels, name="preprocessing"
     )
     return keras.Model(inputs, model(layer(inputs)), name=f"{model.name}_uint8")
-
-
-def prepare_images(
-    images: list[np.ndarray] | np.ndarray, prep: Preprocessing, *, normalized: bool = True
-) -> np.ndarray:
-    """uint8 images of any sizes → the crops (uint8) or the normalized batch (float32).
-
-    The same computation as ``Classifier.prepare`` (``resize_center_crop`` per image, then
-    ``normalize``), run as one compiled function per group of same-size images: the export
-    checks and artifact predictions prepare thousands of images, which one eager call per
-    image made the slowest part.
-    """
-    images = list(images)
-    if not images:
-        raise ValueError("no images to prepare")
-    groups: dict[tuple, list[int]] = {}
-    for i, im in enumerate(images):
-        groups.setdefault(tuple(np.shape(im)), []).append(i)
-    channels = images[0].shape[-1]
-    fn = _prepare_fn(prep, int(channels), normalized)
-    out = None
-    for index in groups.values():
-        batch = fn(tf.convert_to_tensor(np.stack([images[i] for i in index]))).numpy()
-        if out is None:
-            out = np.empty((len(images), *batch.shape[1:]), batch.dtype)
-        out[index] = batch
-    return out
-
-
-@functools.lru_cache(maxsize=16)
-def _prepare_fn(prep: Preprocessing, channels: int, normalized: bool):
-    @tf.function(reduce_retracing=True)
-    def prepare(images):
-        crops = crop_batch(images, prep, channels)
-        return normalize(crops, prep) if normalized else crops
-
-    return prepare
-
-
-def crop_batch(images: tf.Tensor, prep: Preprocessing, channels: int) -> tf.Tensor:
-    """``resize_center_crop`` applied to each image of a same-size batch."""
-    size = prep.crop_size
-    return tf.map_fn(
-        lambda image: resize_center_crop(image, prep),
-        images,
-        fn_output_signature=tf.TensorSpec((size, size, channels), images.dtype),
-    )

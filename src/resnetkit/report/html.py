@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from resnetkit.files import write_atomic
+from resnetkit.rundir import RunDir
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222;
@@ -35,20 +36,16 @@ img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 
 def write_report(run_dir: str | Path) -> Path:
     """Write (or rewrite) ``run_dir/report.html`` atomically and return its path."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a resnetkit run directory (no config.yaml)")
-    page = render(run_dir)
-    path = run_dir / "report.html"
-    write_atomic(path, page)
-    return path
+    run = RunDir(run_dir).require_run()
+    write_atomic(run.report, render(run))
+    return run.report
 
 
-def render(run_dir: Path) -> str:
+def render(run: RunDir) -> str:
     """The page's HTML text."""
-    summary = _json(run_dir / "summary.json") or {}
-    history = _jsonl(run_dir / "metrics.jsonl")
-    evaluation = _evaluation_dir(run_dir)
+    summary = run.read_summary()
+    history = run.read_history()
+    evaluation = _evaluation_dir(run)
     metrics = _json(evaluation / "metrics.json") if evaluation else None
     title = f"{summary.get('model', 'model')} on {summary.get('data', 'data')}"
     parts = [
@@ -56,15 +53,15 @@ def render(run_dir: Path) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>resnetkit report: {_e(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f'<p class="muted">run directory {_e(str(run_dir.resolve()))}</p>',
+        f'<p class="muted">run directory {_e(str(run.path.resolve()))}</p>',
         _overview(summary, history, metrics),
-        _section_curves(run_dir, history),
+        _section_curves(run, history),
         _section_evaluation(evaluation, metrics),
-        _section_gradcam(run_dir, evaluation),
-        _section_data(run_dir, summary),
+        _section_gradcam(run, evaluation),
+        _section_data(run, summary),
         _section_timing(summary, history),
         "<h2>Configuration</h2>",
-        f"<pre>{_e((run_dir / 'config.yaml').read_text(encoding='utf8'))}</pre>",
+        f"<pre>{_e(run.config.read_text(encoding='utf8'))}</pre>",
         _section_environment(summary),
         "</body></html>",
     ]
@@ -99,10 +96,10 @@ def _overview(summary: dict, history: list[dict], metrics: dict | None) -> str:
     return "<h2>Results</h2>" + _table(["", "value"], rows)
 
 
-def _section_curves(run_dir: Path, history: list[dict]) -> str:
+def _section_curves(run: RunDir, history: list[dict]) -> str:
     if not history:
         return ""
-    curves = run_dir / "curves.png"
+    curves = run.curves
     if not curves.is_file():
         from resnetkit.plots import training_curves
 
@@ -148,7 +145,7 @@ def _section_evaluation(evaluation: Path | None, metrics: dict | None) -> str:
     )
 
 
-def _section_gradcam(run_dir: Path, evaluation: Path | None) -> str:
+def _section_gradcam(run: RunDir, evaluation: Path | None) -> str:
     """Sample predictions with Grad-CAM overlays, drawn now from ``samples.npz``."""
     if evaluation is None or not (evaluation / "samples.npz").is_file():
         return ""
@@ -160,7 +157,7 @@ def _section_gradcam(run_dir: Path, evaluation: Path | None) -> str:
 
     with np.load(evaluation / "samples.npz", allow_pickle=True) as f:
         images, labels = list(f["images"]), f["labels"]
-    classifier = load_classifier(run_dir)
+    classifier = load_classifier(run.path)
     found = explain(classifier, images)
     names = classifier.class_names
     titles = [
@@ -176,7 +173,7 @@ def _section_gradcam(run_dir: Path, evaluation: Path | None) -> str:
     )
 
 
-def _section_data(run_dir: Path, summary: dict) -> str:
+def _section_data(run: RunDir, summary: dict) -> str:
     data = summary.get("data_summary")
     parts = ["<h2>Data</h2>"]
     if data:
@@ -186,7 +183,7 @@ def _section_data(run_dir: Path, summary: dict) -> str:
         rows.append(["total", *(f"{sum(data['counts'][s]):,}" for s in splits)])
         parts.append(f"<p>{_e(str(summary.get('data')))}: {len(classes)} classes.</p>")
         parts.append(_table(["class", *splits], rows))
-    bad = run_dir / "bad_images.csv"
+    bad = run.bad_images
     if bad.is_file():
         with open(bad, newline="", encoding="utf8") as f:
             rows = list(csv.reader(f))[1:]
@@ -221,15 +218,15 @@ def _section_environment(summary: dict) -> str:
     return "<h2>Environment</h2>" + _table(["", ""], [(k, str(v)) for k, v in versions.items()])
 
 
-def _evaluation_dir(run_dir: Path) -> Path | None:
+def _evaluation_dir(run: RunDir) -> Path | None:
     """The training run's own test (else validation) evaluation, else the latest one
     written by ``resnetkit evaluate``."""
     for split in ("test", "val"):
-        folder = run_dir / "evaluation" / split
+        folder = run.evaluation(split)
         if (folder / "metrics.json").is_file():
             return folder
     others = sorted(
-        (p.parent for p in (run_dir / "evaluation").glob("*/metrics.json")),
+        (p.parent for p in run.evaluations.glob("*/metrics.json")),
         key=lambda p: (p / "metrics.json").stat().st_mtime,
     )
     return others[-1] if others else None
@@ -255,12 +252,6 @@ def _table(header: list[str], rows) -> str:
 
 def _json(path: Path) -> dict | None:
     return json.loads(path.read_text(encoding="utf8")) if path.is_file() else None
-
-
-def _jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines() if line]
 
 
 def _e(text: str) -> str:

@@ -5,7 +5,6 @@ from resnetkit.serve.server import (
     PredictionService,
     RequestError,
     ServeConfig,
-    load_predictor,
     make_server,
     serve,
 )
@@ -16,7 +15,6 @@ __all__ = [
     "PredictionService",
     "RequestError",
     "ServeConfig",
-    "load_predictor",
     "make_server",
     "serve",
 ]

@@ -178,35 +178,19 @@ class PredictionService:
             probs = future.result(timeout=self.config.timeout_s)
         except FutureTimeout:
             raise RequestError(503, "the prediction did not finish within the timeout") from None
-        k = max(1, min(top_k, self.classifier.num_classes))
+        from resnetkit.tasks.classify.rows import top_classes
+
         names = self.classifier.class_names
-        rows = []
-        for p in probs:
-            order = np.argsort(p)[::-1][:k]
-            rows.append({"top": [{"class": names[i], "probability": float(p[i])} for i in order]})
-        return rows
+        return [{"top": top_classes(p, names, top_k)} for p in probs]
 
     def close(self) -> None:
         self.batcher.close()
 
 
 def batch_predictor(classifier, batch_size: int) -> Callable[[list[np.ndarray]], np.ndarray]:
-    """``images -> probabilities`` for the batcher. An artifact predicts through its own
-    ``predict_arrays``; a run's model gets its images prepared by one compiled function per
-    batch (``prepare_images``: the same resize/crop/normalize functions ``Classifier.prepare``
-    calls one image at a time)."""
-    if not hasattr(classifier, "model"):
-        return lambda images: classifier.predict_arrays(images, batch_size=batch_size)
-    from resnetkit.export.graph import prepare_images
-
-    def predict(images):
-        parts = [
-            classifier.probabilities(prepare_images(images[i : i + batch_size], classifier.prep))
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(parts)
-
-    return predict
+    """``images -> probabilities`` for the batcher: the predictor's own ``predict_arrays``
+    (a run's model and an artifact prepare images the same way, ``prepare_images``)."""
+    return lambda images: classifier.predict_arrays(images, batch_size=batch_size)
 
 
 def _multipart_files(content_type: str, body: bytes) -> list[tuple[str | None, bytes]]:
@@ -371,22 +355,11 @@ class Server(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
 
-def load_predictor(path: str | Path, runtime: str | None = None) -> Classifier | ArtifactClassifier:
-    """A run directory or ``.keras`` file → ``Classifier``; an export → ``ArtifactClassifier``."""
-    from resnetkit.export.artifacts import is_export, load_artifact
-
-    if is_export(path):
-        return load_artifact(path, runtime)
-    if runtime not in (None, "keras", "tensorflow"):
-        raise ValueError(f"--runtime {runtime}: {path} is a run or .keras model, run by Keras")
-    from resnetkit.tasks.classify.predictor import load_classifier
-
-    return load_classifier(path)
-
-
 def make_server(path: str | Path, config: ServeConfig, *, runtime: str | None = None) -> Server:
     """The server for a run or artifact, listening (``config.port`` 0: a free port) but not yet
     serving; run ``serve_forever()`` and, when done, ``shutdown()`` and ``close()``."""
+    from resnetkit.export.artifacts import load_predictor
+
     service = PredictionService(load_predictor(path, runtime), config, source=str(path))
     try:
         return Server(service)

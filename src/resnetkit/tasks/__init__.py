@@ -1,1 +1,31 @@
-"""Tasks: what one kind of problem (classification today) adds to the task-free engine."""
+"""Tasks: what one kind of problem adds to the task-free run engine (``training/``).
+
+A task is a class constructed with the run's config that provides (see ``docs/architecture.md``):
+
+- data: ``load_inputs(start)`` (the data source and the input decision), ``write_targets``
+  (what the run directory needs to read outputs: the class map), ``train_stream`` /
+  ``eval_stream`` (tf.data batches in the loss's target form), ``class_weight``;
+- the network: ``build_model(inputs, arch, weights=True)``; ``loss()``, ``metrics()`` and
+  the ``monitor`` metric (higher is better) for the best checkpoint and early stopping;
+- after training: ``test_metrics`` (``test_*`` figures of summary.json), ``describe_test``
+  (the line printed), ``evaluate`` (``evaluation/SPLIT/``), ``data_summary``; its
+  ``bad_log`` collects files that only decoding found damaged.
+
+Classification (``tasks/classify/``) is the first.
+"""
+
+from __future__ import annotations
+
+TASKS = ("classification",)
+
+
+def get_task(config):
+    """The task object for ``config`` (its ``task`` key; classification by default)."""
+    name = getattr(config, "task", "classification")
+    if name == "classification":
+        from resnetkit.tasks.classify.task import Classification
+
+        return Classification(config)
+    from resnetkit.names import unknown_name_error
+
+    raise unknown_name_error("task", name, TASKS)

@@ -1,8 +1,8 @@
 """``schedule.budget_minutes``: train as many epochs as fit in a wall-clock budget.
 
 A recipe such as "ResNet-20 on Fashion-MNIST in 10 minutes" must hold on machines of
-different speed (the same 2-core machine kind came with and without native bfloat16 here,
-a 2× difference). Before training, a throwaway copy of the network runs a few steps on
+different speed (the same 2-core machine kind comes with and without native bfloat16).
+Before training, a throwaway copy of the network runs a few steps on
 real batches; from the measured rate the run's ``schedule.epochs`` (and warm-up, in
 proportion) is cut to what fits, leaving time for the final evaluation. The result is
 written into the run's ``config.yaml``, so that a resume or a rerun from it trains the
@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import keras
+import numpy as np
 import tensorflow as tf
 
-# Share of the budget held back for noise. In the first measured run fit() ran 12% slower
-# than the probe's steps (240 against 272 images/s); the probe now computes the run's
-# metrics too, which fit() does every step.
+# Share of the budget held back for noise: fit() runs somewhat slower than the probe's bare
+# steps on a shared machine, even though the probe computes the run's metrics too.
 SAFETY = 0.08
 FIXED_SECONDS = 10.0  # model saving, charts and report.html at the end
 
@@ -73,3 +74,49 @@ def plan(
     available = budget_seconds * (1 - SAFETY) - elapsed_seconds - reserved
     epochs = max(1, min(max_epochs, math.floor(available / epoch)))
     return BudgetPlan(epochs, rate, epoch, reserved)
+
+
+def fit_to_budget(config, task, inputs, started: float, stream) -> object:
+    """``schedule.budget_minutes``: measure a throwaway copy of the network on real batches
+    (built by the run's own ``task``, as the run will build it) and return ``config`` with
+    ``schedule.epochs`` (warm-up in proportion) cut to what fits.
+
+    The returned config keeps the resolved schedule, not the budget: a resume or rerun from
+    its config.yaml trains exactly these epochs.
+    """
+    c, s = config, config.schedule
+    if s.budget_minutes <= 0:
+        raise ValueError(f"schedule.budget_minutes must be positive; got {s.budget_minutes}")
+    train, batch = inputs.source.splits["train"], c.data.batch_size
+    probe = task.build_model(inputs, c.model.name, weights=False)
+    probe.compile(
+        optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
+        loss=task.loss(),
+        metrics=task.metrics(),
+        jit_compile=c.run.jit_compile,
+    )
+    take = min(11, len(train) // batch)
+    sample = train.subset(np.arange(min(len(train), take * batch)))
+    rate = measure_rate(probe, task.ready(task.train_batches(inputs, batch, images=sample)), batch)
+    del probe
+    keras.utils.set_random_seed(c.run.seed)  # the real model starts as without the probe
+    sizes = {k: len(v) for k, v in inputs.source.splits.items()}
+    p = plan(
+        s.budget_minutes * 60,
+        time.perf_counter() - started,
+        rate,
+        train_images=(len(train) // batch) * batch,
+        val_images=sizes.get("val", 0),
+        test_images=sizes.get("test", 0) or sizes.get("val", 0),
+        # model.evaluate, the flip-TTA figures, the report's evaluation
+        test_passes=1 + (2 if c.run.tta else 0) + ((2 if c.run.tta else 1) if c.run.report else 0),
+        max_epochs=s.epochs,
+    )
+    print(
+        f"time budget {s.budget_minutes:g} min: {rate:,.0f} images/s measured, "
+        f"~{p.epoch_seconds:.0f} s per epoch -> {p.epochs} of {s.epochs} epochs",
+        file=stream,
+    )
+    warmup = s.warmup_epochs * p.epochs / s.epochs
+    schedule = replace(s, epochs=p.epochs, warmup_epochs=warmup, budget_minutes=None)
+    return replace(c, schedule=schedule)

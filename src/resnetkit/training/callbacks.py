@@ -18,12 +18,13 @@ import math
 import signal
 import sys
 import time
-from pathlib import Path
 
 import keras
 
 from resnetkit.files import write_atomic
+from resnetkit.rundir import RunDir
 from resnetkit.training.checkpoint import Checkpoints
+from resnetkit.training.state import RunState
 
 
 class TrainingDiverged(RuntimeError):
@@ -92,8 +93,8 @@ class NanGuard(keras.callbacks.Callback):
 
 class RunRecorder(keras.callbacks.Callback):
     """After every epoch: an atomic checkpoint and metrics.csv/jsonl; curves.png at most
-    every ``PLOT_SECONDS`` and when training ends (drawing it costs ~0.15 s, which in
-    short epochs of small data sets was a third of the run).
+    every ``PLOT_SECONDS`` and when training ends (drawing it every epoch was a large share
+    of short runs on small data sets).
 
     ``state`` is the run's progress (history, best metric, times); it is saved in every
     checkpoint, and the metrics files are rewritten from it, so that after a resume they
@@ -104,9 +105,9 @@ class RunRecorder(keras.callbacks.Callback):
 
     def __init__(
         self,
-        run_dir: Path,
+        run: RunDir,
         checkpoints: Checkpoints,
-        state: dict,
+        state: RunState,
         *,
         steps_per_epoch: int,
         batch_size: int,
@@ -118,7 +119,7 @@ class RunRecorder(keras.callbacks.Callback):
         super().__init__()
         self.patience = patience  # early stop: epochs without a better ``monitor``
         self.patience_from = patience_from  # ... counted from this epoch on
-        self.run_dir = run_dir
+        self.run = run
         self.checkpoints = checkpoints
         self.state = state
         self.steps_per_epoch = steps_per_epoch
@@ -131,7 +132,7 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._session_start = time.perf_counter()
-        self._base_seconds = self.state["train_seconds"]
+        self._base_seconds = self.state.train_seconds
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -141,9 +142,9 @@ class RunRecorder(keras.callbacks.Callback):
         self._train_end = time.perf_counter()
         if self.signals is not None and self.signals.received is not None:
             name = signal.Signals(self.signals.received).name
-            epoch, step = len(self.state["history"]), self.offset + batch + 1
+            epoch, step = len(self.state.history), self.offset + batch + 1
             if step < self.steps_per_epoch:  # save the position in the epoch and leave now
-                self._save({"epochs_done": epoch, "step": step})
+                self._save(epoch, step)
                 raise RunInterrupted(f"{name} at epoch {epoch + 1}, step {step}")
             self.interrupted = f"{name} at the end of epoch {epoch + 1}"
             self.model.stop_training = True  # after this epoch's validation and checkpoint
@@ -159,54 +160,50 @@ class RunRecorder(keras.callbacks.Callback):
             "images_per_second": steps * self.batch_size / max(seconds, 1e-9),
             "epoch_seconds": time.perf_counter() - self._epoch_start,
         }
-        self.state["history"].append(record)
-        self.state["train_seconds"] = self._base_seconds + (
-            time.perf_counter() - self._session_start
+        state = self.state
+        state.history.append(record)
+        state.train_seconds = self._base_seconds + (time.perf_counter() - self._session_start)
+        improved = bool(self.monitor and self.monitor in record) and state.improve(
+            self.monitor, record[self.monitor], epoch + 1
         )
-        improved = False
-        if self.monitor and self.monitor in record:
-            value = record[self.monitor]
-            improved = self.state.get("best") is None or value > self.state["best"]["value"]
-            if improved:
-                self.state["best"] = {"metric": self.monitor, "value": value, "epoch": epoch + 1}
-        best = self.state.get("best")
+        best = state.best
         if (
             self.patience is not None
             and best is not None
-            and epoch + 1 - max(best["epoch"], self.patience_from) >= self.patience
+            and epoch + 1 - max(best.epoch, self.patience_from) >= self.patience
         ):
-            self.state["stopped_early"] = epoch + 1  # saved with the checkpoint: a resume ends
+            state.stopped_early = epoch + 1  # saved with the checkpoint: a resume ends
             self.model.stop_training = True
-        self._save({"epochs_done": epoch + 1, "step": 0}, best=improved)
+        self._save(epoch + 1, 0, best=improved)
         self.offset = 0
 
-    def _save(self, position: dict, best: bool = False) -> None:
-        self.state.update(position)
+    def _save(self, epochs_done: int, step: int, best: bool = False) -> None:
+        self.state.epochs_done, self.state.step = epochs_done, step
         self.checkpoints.save(self.model, self.state)
         if best:
             self.checkpoints.save(self.model, self.state, best=True)
         plot = time.perf_counter() - self._plotted >= self.PLOT_SECONDS
-        write_metrics(self.run_dir, self.state["history"], plot=plot)
+        write_metrics(self.run, self.state.history, plot=plot)
         if plot:
             self._plotted = time.perf_counter()
 
     def on_train_end(self, logs=None):
-        write_metrics(self.run_dir, self.state["history"])
+        write_metrics(self.run, self.state.history)
 
 
-def write_metrics(run_dir: Path, history: list[dict], plot: bool = True) -> None:
+def write_metrics(run: RunDir, history: list[dict], plot: bool = True) -> None:
     """metrics.csv, metrics.jsonl and (``plot``) curves.png from the per-epoch history."""
     keys = list(dict.fromkeys(k for row in history for k in row))
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
-    write_atomic(run_dir / "metrics.csv", text.getvalue())
-    write_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    write_atomic(run.metrics_csv, text.getvalue())
+    write_atomic(run.metrics_jsonl, "".join(json.dumps(r) + "\n" for r in history))
     if history and plot:
         from resnetkit.plots import training_curves
 
-        training_curves(history, run_dir / "curves.png")
+        training_curves(history, run.curves)
 
 
 def _fmt_time(seconds: float) -> str:

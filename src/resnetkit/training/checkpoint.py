@@ -25,6 +25,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from resnetkit.training.state import RunState
+
 NAME = re.compile(r"^(best-)?epoch-(\d{4,})(?:-step-(\d{6,}))?$")
 
 
@@ -78,17 +80,17 @@ class Checkpoints:
             for p in self.folder.glob(".tmp-*"):
                 shutil.rmtree(p, ignore_errors=True)
 
-    def save(self, model: keras.Model, state: dict, best: bool = False) -> Path:
+    def save(self, model: keras.Model, state: RunState, best: bool = False) -> Path:
         """Write model + optimizer variables and ``state``; keep the newest ``keep``."""
-        name = checkpoint_name(state["epochs_done"], state.get("step", 0), best)
+        name = checkpoint_name(state.epochs_done, state.step, best)
         final = self.folder / name
         tmp = self.folder / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
         previous = self.best() if best else self.latest()
         try:
             tmp.mkdir(parents=True)
             model.save_weights(tmp / "model.weights.h5")
-            state = {**state, "seed_states": seed_states(model)}
-            (tmp / "state.json").write_text(json.dumps(state, indent=1))
+            state.seed_states = seed_states(model)
+            (tmp / "state.json").write_text(json.dumps(state.to_dict(), indent=1))
             for f in tmp.iterdir():
                 _fsync(f)
             if final.exists():  # the same point saved again (a resumed run)
@@ -110,9 +112,9 @@ class Checkpoints:
             shutil.rmtree(old, ignore_errors=True)
 
     @staticmethod
-    def read_state(path: Path) -> dict:
+    def read_state(path: Path) -> RunState:
         try:
-            return json.loads((path / "state.json").read_text())
+            return RunState.from_dict(json.loads((path / "state.json").read_text()))
         except (OSError, ValueError) as e:
             raise ValueError(f"{path}: unreadable checkpoint state ({e})") from e
 
@@ -122,7 +124,7 @@ class Checkpoints:
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(path / "model.weights.h5")
-        saved = Checkpoints.read_state(path).get("seed_states", [])
+        saved = Checkpoints.read_state(path).seed_states
         variables = _seed_variables(model)
         if len(saved) != len(variables):
             raise ValueError(

@@ -1,10 +1,9 @@
 """What the machine can do fast: native bfloat16, and the precision ``auto`` resolves to.
 
-Mixed bfloat16 is a large gain on CPUs with AVX512_BF16 or AMX (measured on 2-core machines
-of this project: ResNet-20 training 1.3× as fast as float32 on an AVX512_BF16 EPYC, 1.8× on
-an AMX Xeon, resnet8_fast 1.6× there) and a large loss on CPUs without them, where oneDNN
-emulates it (measured on an AVX2-only EPYC: about 8× slower than float32). Recipes
-therefore say ``run.precision: auto``, and a run's ``config.yaml`` records what it chose.
+Mixed bfloat16 is a gain on CPUs with AVX512_BF16 or AMX and a large loss on CPUs without
+them, where oneDNN emulates it (benchmarks/results/speed-*.json hold the measurements per
+machine kind). Recipes therefore say ``run.precision: auto``, and a run's ``config.yaml``
+records what it chose.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Transfer learning: fine-tune a pretrained ResNet on a new task (see finetune.py)."""
 
-from resnetkit.transfer.finetune import STRATEGIES, Phase, finetune, plan_phases
+from resnetkit.transfer.finetune import PRESET, Source, finetune, finetune_config, resolve_source
 
-__all__ = ["STRATEGIES", "Phase", "finetune", "plan_phases"]
+__all__ = ["PRESET", "Source", "finetune", "finetune_config", "resolve_source"]

@@ -12,16 +12,43 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from resnetkit.data.checks import BadImage, BadImageError, decode_image
-from resnetkit.data.pipeline import normalize, resize_center_crop
+from resnetkit.data.prepare import prepare_images
 from resnetkit.data.sources import MAX_PIXELS, load_class_map
 from resnetkit.preprocessing import Preprocessing
+from resnetkit.rundir import RunDir
 from resnetkit.tasks.classify.predict import ends_in_softmax, probabilities
+
+
+class Predictor(Protocol):
+    """A trained classifier ready for uint8 images, however it was saved: ``Classifier``
+    (a run or ``.keras`` file, in Keras) and ``export.artifacts.ArtifactClassifier``
+    (SavedModel, ONNX, LiteRT) both are one."""
+
+    class_names: list[str]
+    path: Path
+    run_dir: Path | None
+
+    @property
+    def prep(self) -> Preprocessing: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
+
+    def decode(self, path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray: ...
+
+    def predict_arrays(
+        self, images: list[np.ndarray] | np.ndarray, *, batch_size: int = 64, tta: bool = False
+    ) -> np.ndarray: ...
 
 
 @dataclass
@@ -51,10 +78,9 @@ class Classifier:
         """One image file → (H, W, channels) uint8; raises ``BadImageError`` with the reason."""
         return decode_image(str(path), self.channels, max_pixels)
 
-    def prepare(self, images: list[np.ndarray] | np.ndarray) -> tf.Tensor:
+    def prepare(self, images: list[np.ndarray] | np.ndarray) -> np.ndarray:
         """uint8 images of any size → the network's normalized input batch."""
-        cropped = [resize_center_crop(tf.convert_to_tensor(im), self.prep) for im in images]
-        return normalize(tf.stack(cropped), self.prep)
+        return prepare_images(images, self.prep)
 
     def probabilities(self, x: tf.Tensor, *, tta: bool = False) -> np.ndarray:
         """Class probabilities for a prepared batch (see ``predict.probabilities``)."""
@@ -76,14 +102,7 @@ def load_classifier(path: str | Path) -> Classifier:
     path = Path(path)
     run_dir = None
     if path.is_dir():
-        run_dir, model_file = path, path / "model.keras"
-        if not model_file.is_file():
-            hint = (
-                f" (the run has not finished: resume it with `resnetkit train --resume {path}`)"
-                if (path / "config.yaml").is_file()
-                else " (not a resnetkit run directory)"
-            )
-            raise FileNotFoundError(f"{path}: no model.keras{hint}")
+        run_dir, model_file = path, RunDir(path).require_model()
     elif path.is_file():
         if path.suffix != ".keras":
             raise ValueError(f"{path}: expected a run directory or a .keras model file")
@@ -95,11 +114,11 @@ def load_classifier(path: str | Path) -> Classifier:
     except Exception as e:  # Keras raises many kinds; name the file at fault
         raise ValueError(f"{model_file}: cannot be loaded as a Keras model: {e}") from e
     num_classes = int(model.output_shape[-1])
-    names = _class_names(model_file.parent / "class_map.json", num_classes)
+    class_map = RunDir(model_file.parent).class_map  # beside the model, in or out of a run
+    names = _class_names(class_map, num_classes)
     if len(names) != num_classes:
         raise ValueError(
-            f"{model_file.parent / 'class_map.json'} names {len(names)} classes but the "
-            f"model has {num_classes} outputs"
+            f"{class_map} names {len(names)} classes but the model has {num_classes} outputs"
         )
     return Classifier(model, names, model_preprocessing(model), model_file, run_dir)
 

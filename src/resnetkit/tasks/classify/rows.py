@@ -10,6 +10,8 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
+
 from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.tasks.classify.predictor import Classifier, read_images
 
@@ -25,7 +27,7 @@ def predict_files(
 ) -> list[dict]:
     """One row per file, in the given order: ``{"file", "top": [{"class", "probability"}]}``
     or ``{"file", "error"}``. Files are decoded and predicted ``batch_size`` at a time."""
-    k = max(1, min(top_k, classifier.num_classes))
+    k = top_k
     rows: dict[str, dict] = {}
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
@@ -35,12 +37,14 @@ def predict_files(
         if images:
             probs = classifier.predict_arrays(images, batch_size=batch_size, tta=tta)
             for path, p in zip(good, probs, strict=True):
-                order = p.argsort()[::-1][:k]
-                top = [
-                    {"class": classifier.class_names[i], "probability": float(p[i])} for i in order
-                ]
-                rows[path] = {"file": path, "top": top}
+                rows[path] = {"file": path, "top": top_classes(p, classifier.class_names, k)}
     return [rows[str(p)] for p in paths]
+
+
+def top_classes(probs: np.ndarray, class_names: list[str], k: int) -> list[dict]:
+    """The ``k`` most probable classes, best first: ``[{"class", "probability"}]``."""
+    order = np.argsort(probs)[::-1][: max(1, min(k, len(class_names)))]
+    return [{"class": class_names[i], "probability": float(probs[i])} for i in order]
 
 
 def format_table(rows: list[dict]) -> str:
