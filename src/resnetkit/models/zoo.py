@@ -1,38 +1,29 @@
 """The zoo table: every variant with its measured parameter counts and MACs.
 
-The figures are measured by building each model (no number is typed in by hand). Building
-all of them takes about a minute on two CPU cores, so the table is cached in
-``$RESNETKIT_CACHE`` (default ``~/.cache/resnetkit``) under a key that hashes the model code
-and the Keras version: any change to the architecture code measures everything again.
+The figures are measured by building each model (no number is typed in by hand). The
+measured table ships as ``models/zoo.json`` (read by ``resnetkit.zoo_table`` without
+Keras); after a change to the architecture code, regenerate it with
+
+    python -m resnetkit.models.zoo --write
+
+``tests/test_cli_zoo.py`` fails while the shipped file and the built models disagree.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import argparse
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 
-from resnetkit.cache import cache_dir
 from resnetkit.files import write_atomic
 from resnetkit.models.builder import ResNet
 from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS
+from resnetkit.zoo_table import ZooEntry, shipped_table, table_json, table_path
 
-
-@dataclass(frozen=True)
-class ZooEntry:
-    name: str
-    family: str
-    trainable_params: int
-    total_params: int
-    gmacs: float  # forward, one image at the default input size
-    input_size: tuple[int, int, int]
-    num_classes: int
-    description: str
+__all__ = ["ZooEntry", "measure", "write_table", "zoo_table"]
 
 
 def measure(name: str) -> ZooEntry:
@@ -55,34 +46,40 @@ def measure(name: str) -> ZooEntry:
     return entry
 
 
-def _code_key() -> str:
-    digest = hashlib.sha256(keras.__version__.encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def zoo_table(names: list[str] | None = None, *, remeasure: bool = False) -> list[ZooEntry]:
+    """Entries for ``names`` (default: every variant) from the shipped table.
 
-
-def zoo_table(names: list[str] | None = None, *, use_cache: bool = True) -> list[ZooEntry]:
-    """Measured entries for ``names`` (default: every variant), from the cache when valid."""
+    A name the table lacks is measured; ``remeasure`` measures every name again.
+    """
     names = list(VARIANTS) if names is None else names
-    path = cache_dir() / f"zoo-{_code_key()}.json"
-    cached: dict[str, dict] = {}
-    if use_cache and path.is_file():
-        try:
-            cached = json.loads(path.read_text())
-        except (OSError, ValueError):
-            cached = {}  # a damaged cache is measured again
-    missing = [n for n in names if n not in cached]
+    known = {} if remeasure else {e.name: e for e in shipped_table()}
+    missing = [n for n in names if n not in known]
     for i, name in enumerate(missing, 1):
-        print(f"measuring {name} ({i}/{len(missing)}; cached afterwards)", file=sys.stderr)
-        cached[name] = asdict(measure(name))
-    if missing and use_cache:
-        _write_atomic(path, json.dumps(cached, indent=1))
-    return [ZooEntry(**{**cached[n], "input_size": tuple(cached[n]["input_size"])}) for n in names]
+        print(f"measuring {name} ({i}/{len(missing)})", file=sys.stderr)
+        known[name] = measure(name)
+    return [known[n] for n in names]
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    try:
-        write_atomic(path, text)
-    except OSError as e:  # an unwritable cache only costs time
-        print(f"warning: could not cache the zoo table in {path}: {e}", file=sys.stderr)
+def write_table(path: str | Path | None = None) -> Path:
+    """Measure every variant and write the table (default: the shipped file)."""
+    path = Path(path) if path is not None else table_path()
+    write_atomic(path, table_json(zoo_table(remeasure=True)))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m resnetkit.models.zoo",
+        description="Measure every model and write the zoo table that resnetkit ships.",
+    )
+    parser.add_argument("--write", action="store_true", help="write models/zoo.json")
+    parser.add_argument("--out", help="write here instead of the shipped file")
+    args = parser.parse_args(argv)
+    if not args.write:
+        parser.error("nothing to do: pass --write")
+    print(f"wrote {write_table(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The zoo table that ships with resnetkit (``models/zoo.json``), read without Keras.
+
+Counting every model's parameters and MACs means building every model, which is slow, so
+the measured table is generated once (``python -m resnetkit.models.zoo --write``) and
+shipped as package data; ``resnetkit models`` reads it at once. A test checks the file
+against the built models. This module lives outside ``resnetkit.models``, whose package
+imports Keras.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from resnetkit.names import unknown_name_error
+
+TABLE = ("models", "zoo.json")  # inside the resnetkit package
+WRITE_COMMAND = "python -m resnetkit.models.zoo --write"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One model's measured figures at its default input size."""
+
+    name: str
+    family: str
+    trainable_params: int
+    total_params: int
+    gmacs: float  # forward, one image at the default input size
+    input_size: tuple[int, int, int]
+    num_classes: int
+    description: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ZooEntry:
+        return cls(**{**data, "input_size": tuple(data["input_size"])})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "input_size": list(self.input_size)}
+
+
+def table_path() -> Path:
+    """Where the shipped table is (``--write`` writes it there, in the source tree)."""
+    return Path(__file__).parent.joinpath(*TABLE)
+
+
+def shipped_table(family: str | None = None) -> list[ZooEntry]:
+    """The shipped entries in the zoo's order, optionally only one family's."""
+    text = resources.files("resnetkit").joinpath(*TABLE).read_text(encoding="utf-8")
+    entries = [ZooEntry.from_dict(row) for row in json.loads(text)["models"]]
+    families = {e.family for e in entries}
+    if family is not None and family not in families:
+        raise unknown_name_error("family", family, families)
+    return [e for e in entries if family is None or e.family == family]
+
+
+def table_json(entries: list[ZooEntry]) -> str:
+    """The text of ``models/zoo.json`` for ``entries``."""
+    rows = ",\n".join("  " + json.dumps(e.to_dict(), ensure_ascii=False) for e in entries)
+    return f'{{\n "generated_by": {json.dumps(WRITE_COMMAND)},\n "models": [\n{rows}\n ]\n}}\n'
