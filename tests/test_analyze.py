@@ -1,6 +1,7 @@
 """resnetkit analyze: gradient norms per layer and the degradation experiment."""
 
 import json
+import shlex
 
 import keras
 import numpy as np
@@ -158,15 +159,14 @@ def test_expectations_follow_he_et_al():
 
 def test_analyze_degradation_cli_trains_each_model_and_records_curves(tmp_path, capsys):
     out, runs = tmp_path / "d", tmp_path / "runs"
-    code = main(
-        [
-            "analyze", "degradation", "--models", "plain20,resnet20", "--data", "digits",
-            "--epochs", "2", "--batch-size", "32", "--train-subset", "128",
-            "--test-subset", "0", "--out", str(out), "--runs-dir", str(runs),
-        ]
-    )  # fmt: skip
-    assert code == 0
+    argv = [
+        "analyze", "degradation", "--models", "plain20,resnet20", "--data", "digits",
+        "--epochs", "2", "--batch-size", "32", "--train-subset", "128",
+        "--test-subset", "0", "--out", str(out), "--runs-dir", str(runs),
+    ]  # fmt: skip
+    assert main(argv) == 0
     result = json.loads((out / "degradation.json").read_text())
+    assert result["command"] == shlex.join(["resnetkit", *argv])  # as it was typed
     assert list(result["models"]) == ["plain20", "resnet20"]
     test_images = len(load_data("digits").splits["test"])
     assert result["train_images"] == 128
@@ -193,14 +193,3 @@ def test_analyze_degradation_cli_trains_each_model_and_records_curves(tmp_path, 
         assert png.format == "PNG" and png.width > 500
     printed = capsys.readouterr().out
     assert "plain20" in printed and "train error" in printed and "degradation.json" in printed
-
-
-def test_degradation_cli_defaults_are_the_module_defaults():
-    from resnetkit.analyze import degradation
-
-    args = build_parser().parse_args(["analyze", "degradation", "--out", "x"])
-    assert args.epochs == degradation.DEFAULT_EPOCHS
-    assert args.batch_size == degradation.DEFAULT_BATCH_SIZE
-    assert args.train_subset == degradation.DEFAULT_TRAIN_SUBSET
-    assert args.test_subset == degradation.DEFAULT_TEST_SUBSET
-    assert args.models.split(",") == list(degradation.DEFAULT_MODELS)

@@ -19,25 +19,27 @@ def test_models_json(capsys):
     assert row["trainable_params"] == 751_370
 
 
-def test_models_table_is_cached(capsys, tmp_path):
+def test_models_reads_the_shipped_table_without_building_a_model(capsys, monkeypatch):
+    import resnetkit.models.zoo as zoo
+
+    def no_building(name):
+        raise AssertionError(f"built {name}")
+
+    monkeypatch.setattr(zoo, "measure", no_building)
     assert main(["models", "--family", "wide"]) == 0
-    first = capsys.readouterr()
-    assert "measuring wrn16_4" in first.err
-    row = next(line for line in first.out.splitlines() if line.startswith("wrn16_4 "))
+    out = capsys.readouterr()
+    row = next(line for line in out.out.splitlines() if line.startswith("wrn16_4 "))
     assert "2,748,890" in row
-    assert main(["models", "--family", "wide"]) == 0
-    second = capsys.readouterr()
-    assert second.out == first.out and "measuring" not in second.err
-    assert len(list((tmp_path / "cache").glob("zoo-*.json"))) == 1
+    assert "measuring" not in out.err
 
 
-def test_damaged_cache_is_measured_again(capsys, tmp_path):
+def test_no_cache_measures_again_and_prints_the_same_table(capsys):
     assert main(["models", "--family", "tiny"]) == 0
-    (cache,) = (tmp_path / "cache").glob("zoo-*.json")
-    cache.write_text("{not json")
-    capsys.readouterr()
-    assert main(["models", "--family", "tiny", "--format", "json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["name"] == "resnet_tiny"
+    shipped = capsys.readouterr()
+    assert main(["models", "--family", "tiny", "--no-cache"]) == 0
+    measured = capsys.readouterr()
+    assert "measuring resnet_tiny" in measured.err and "measuring" not in shipped.err
+    assert measured.out == shipped.out
 
 
 def test_summary_of_the_seed(capsys):

@@ -1,0 +1,7 @@
+"""``python -m resnetkit.cli``: the ``resnetkit`` command."""
+
+import sys
+
+from resnetkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""``resnetkit data inspect|export``: check a data set, or write a standard one as PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from resnetkit.data.sources import MAX_PIXELS
+from resnetkit.data.standard import STANDARD
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="data sets: inspect, export")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("inspect", help="classes, counts, sizes, bad files, duplicates, leakage")
+    p.add_argument("path", help="image folder, .csv manifest, or fashion-mnist/mnist/cifar10/…")
+    p.add_argument("--strict", action="store_true", help="exit 1 if anything is wrong")
+    p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="decompression-bomb limit")
+    p.set_defaults(func=run_inspect)
+    p = dsub.add_parser("export", help="write a standard data set as a PNG folder")
+    p.add_argument("name", help=f"{', '.join(STANDARD[:-1])} or {STANDARD[-1]}")
+    p.add_argument("out", help="new folder")
+    p.set_defaults(func=run_export)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    from resnetkit.data import load_data
+    from resnetkit.data.inspect import format_inspection, inspect_source
+
+    source = load_data(args.path, val_fraction=0, max_pixels=args.max_pixels)
+    report = inspect_source(source, args.max_pixels)
+    print(format_inspection(report))
+    if args.strict and not report.clean:
+        print(
+            "resnetkit data inspect: --strict: the data set has problems (see above)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from resnetkit.data import load_data
+    from resnetkit.data.inspect import export_png
+
+    source = load_data(args.name, val_fraction=0)
+    out = export_png(source, args.out)
+    counts = ", ".join(f"{split}: {len(images):,}" for split, images in source.splits.items())
+    print(f"wrote {out} ({source.num_classes} classes; {counts})")
+    return 0

@@ -1,0 +1,165 @@
+"""``resnetkit evaluate``, ``predict``, ``explain`` and ``report``: using a trained model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from resnetkit.export.runtimes import RUNTIMES
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="accuracy, per-class metrics, confusion matrix, calibration, mistakes",
+        description="Evaluate a trained model on labelled data with the run's class map and "
+        "preprocessing; writes metrics.json and charts.",
+    )
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
+    p.add_argument("--data", required=True, help="data set name, image folder or .csv manifest")
+    # The split names that evaluate.evaluation.evaluate_on_data picks from.
+    p.add_argument(
+        "--split", choices=("test", "val", "train"), help="default: test, else val, else all"
+    )
+    p.add_argument("--tta", action="store_true", help="average with the mirror image")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--out", help="output folder (default: RUN_DIR/evaluation/DATA-SPLIT)")
+    p.set_defaults(func=run_evaluate)
+
+    p = sub.add_parser("predict", help="top-k classes for image files, folders or globs")
+    p.add_argument(
+        "model",
+        metavar="RUN_DIR|MODEL|EXPORT",
+        help="run directory, .keras file, or an export of `resnetkit export` (its folder, "
+        ".onnx, .tflite or SavedModel)",
+    )
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--tta", action="store_true", help="average with the mirror image")
+    p.add_argument("--output", help="also write the predictions to a .csv or .json file")
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="runtime of an exported artifact (default: the one its model_card.json names)",
+    )
+    p.set_defaults(func=run_predict)
+    _add_explain_parser(sub)
+
+    p = sub.add_parser("report", help="(re)write a run's self-contained report.html")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.set_defaults(func=run_report)
+
+
+def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "explain",
+        help="Grad-CAM heatmaps: where each image holds the evidence for a class",
+        description="Overlay a Grad-CAM (or Grad-CAM++) heatmap of one feature map on each "
+        "image as the network sees it (resized, center-cropped); writes one PNG per image "
+        "and grid.png.",
+    )
+    p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
+    p.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument(
+        "--layer", metavar="NAME", help="feature map: stem, stage1, ... (default: last stage)"
+    )
+    p.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        help="explain this class (default: each image's predicted class)",
+    )
+    # The methods of explain.gradcam.METHODS (a module that imports TensorFlow).
+    p.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam")
+    p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=run_explain)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from resnetkit.evaluate.evaluation import evaluate_on_data
+    from resnetkit.tasks.classify.evaluation import format_metrics
+    from resnetkit.tasks.classify.predictor import load_classifier
+
+    classifier = load_classifier(args.model)
+    ev, out = evaluate_on_data(
+        classifier,
+        args.data,
+        split=args.split,
+        tta=args.tta,
+        batch_size=args.batch_size,
+        out=args.out,
+    )
+    print(format_metrics(ev.metrics))
+    print(
+        f"\nwrote {out} (metrics.json, predictions.csv, confusion matrices, reliability, mistakes)"
+    )
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from resnetkit.serve.server import load_predictor
+    from resnetkit.tasks.classify.predictor import expand_paths
+    from resnetkit.tasks.classify.rows import format_table, predict_files, write_rows
+
+    paths = expand_paths(args.images)
+    classifier = load_predictor(args.model, args.runtime)  # a run, .keras or an export
+    rows = predict_files(
+        classifier, paths, top_k=args.top_k, batch_size=args.batch_size, tta=args.tta
+    )
+    print(format_table(rows))
+    if args.output:
+        print(f"wrote {write_rows(rows, args.output)}")
+    failed = sum("error" in r for r in rows)
+    if failed:
+        print(f"{failed} of {len(rows)} file(s) could not be read (see above)", file=sys.stderr)
+    return 1 if failed == len(rows) else 0
+
+
+def _shown(text: object) -> str:
+    """A file name for print(): names that are not UTF-8 must not crash it."""
+    return str(text).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from resnetkit.explain import class_index_by_name, explain_files
+    from resnetkit.tasks.classify.predictor import expand_paths, load_classifier
+
+    paths = expand_paths(args.images)
+    classifier = load_classifier(args.model)
+    names = classifier.class_names
+    class_index = None if args.class_name is None else class_index_by_name(names, args.class_name)
+    result = explain_files(
+        classifier,
+        paths,
+        args.out,
+        layer=args.layer,
+        class_index=class_index,
+        method=args.method,
+        alpha=args.alpha,
+        batch_size=args.batch_size,
+    )
+    for row in result.rows:
+        if not hasattr(row, "output"):
+            print(f"{_shown(row.path)}: unreadable: {row.reason}")
+            continue
+        predicted = names[row.predicted_index]
+        note = "" if row.predicted_index == row.class_index else f", predicted {predicted}"
+        explained = f"{names[row.class_index]} (p={row.probability:.3f}{note})"
+        print(f"{_shown(row.path)}: {explained} -> {_shown(row.output)}")
+    if result.grid is not None:
+        print(f"wrote {_shown(result.grid)} ({result.grid_count} images)")
+    failed = len(result.bad)
+    if failed:
+        total = len(result.rows)
+        print(f"{failed} of {total} file(s) could not be read (see above)", file=sys.stderr)
+    return 1 if failed == len(result.rows) else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from resnetkit.report import write_report
+
+    print(f"wrote {write_report(args.run_dir)}")
+    return 0
