@@ -113,6 +113,30 @@ def speed_table(results: Path, arg: str) -> str:
     return "\n\n".join(parts)
 
 
+# --- the zoo ----------------------------------------------------------------------------------
+
+
+@table("zoo")
+def zoo_table(results: Path, arg: str) -> str:
+    """The model table that ships with resnetkit (src/resnetkit/models/zoo.json)."""
+    from resnetkit.zoo_table import shipped_table
+
+    body = [
+        [
+            f"`{e.name}`",
+            e.family,
+            num(e.trainable_params),
+            num(e.total_params),
+            f"{e.gmacs:.4f}",
+            "×".join(map(str, e.input_size)),
+            e.num_classes,
+        ]
+        for e in shipped_table()
+    ]
+    header = ["name", "family", "trainable params", "total params", "GMACs", "input", "classes"]
+    return "\n".join(rows(header, body))
+
+
 # --- Fashion-MNIST recipes ----------------------------------------------------------------------
 
 
@@ -211,7 +235,7 @@ def search_table(results: Path, arg: str) -> str:
         return str(value)
 
     body = [[cell(k, r.get(k)) for k in keys] for r in d["runs"]]
-    lines = [f"Measured {d['date']} on {machine(d['hardware'], arg)}, one seed each.", ""]
+    lines = [f"Measured {d['date']} on {machine(d['hardware'], arg)}. {d['note']}", ""]
     return "\n".join(lines + rows([SEARCH_COLUMNS[k] for k in keys], body))
 
 

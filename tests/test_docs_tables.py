@@ -57,7 +57,8 @@ def test_a_figure_edited_by_hand_is_put_back(tmp_path):
 def test_every_result_file_is_shown_somewhere():
     specs = _specs()
     results = tables.RESULTS
-    wanted = {"speed", "recipes", "transfer", "serve", "pipeline", "gradients", "degradation"}
+    wanted = {"zoo", "speed", "recipes", "transfer", "serve", "pipeline", "gradients"}
+    wanted.add("degradation")
     wanted |= {"search:" + p.stem.rsplit("-", 1)[1] for p in results.glob("*-search-*.json")}
     runs = results.glob("degradation/*/degradation.json")
     wanted |= {"degradation:" + p.parent.name for p in runs}
