@@ -104,7 +104,7 @@ def test_analyze_rejects_unknown_models_with_suggestions(tmp_path, capsys):
 
 
 def test_train_subset_is_stratified_and_seeded():
-    from resnetkit.training.train import resolve_inputs
+    from resnetkit.tasks.classify.inputs import resolve_inputs
 
     config = degradation_config("plain20", data="digits", train_subset=200, seed=3)
     first = resolve_inputs(config).source.splits["train"]

@@ -17,8 +17,9 @@ import tensorflow as tf
 from PIL import Image
 
 from resnetkit.cli import main
-from resnetkit.data.pipeline import normalize, resize_center_crop
+from resnetkit.data.pipeline import normalize
 from resnetkit.data.sources import save_class_map
+from resnetkit.data.transforms import resize_center_crop
 from resnetkit.explain import explain, explanation_grid, overlay
 from resnetkit.explain.render import output_names
 from resnetkit.models import create_model

@@ -35,6 +35,7 @@ from resnetkit.analyze.defaults import (
 from resnetkit.data import ImageSet, load_data
 from resnetkit.data.pipeline import build_dataset
 from resnetkit.models import get_variant
+from resnetkit.rundir import RunDir
 from resnetkit.training.config import Config, from_dict, to_dict
 
 DEGRADATION_JSON = "degradation.json"
@@ -201,8 +202,9 @@ def run_degradation(
     degradation.png into ``out`` when given; returns the same data. ``command``: the
     command line that ran it, recorded in the JSON.
     """
+    from resnetkit.tasks.classify.inputs import stratified_subset
     from resnetkit.training.hardware import cpu_name
-    from resnetkit.training.train import stratified_subset, train
+    from resnetkit.training.train import train
     from resnetkit.versions import versions
 
     models = list(models)
@@ -245,8 +247,7 @@ def run_degradation(
                 configs[name], root / name, stream=stream, callbacks=[TestError(curve_images)]
             )
             wall = time.perf_counter() - t0
-            text = (root / name / "metrics.jsonl").read_text()
-            history = [json.loads(line) for line in text.splitlines() if line.strip()]
+            history = RunDir(root / name).read_history()
             rows[name] = {
                 "depth": _depth(name),
                 "shortcuts": get_variant(name).shortcut != "none",

@@ -100,7 +100,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from resnetkit.serve.server import load_predictor
+    from resnetkit.export.artifacts import load_predictor
     from resnetkit.tasks.classify.predictor import expand_paths
     from resnetkit.tasks.classify.rows import format_table, predict_files, write_rows
 

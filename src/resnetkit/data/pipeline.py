@@ -18,14 +18,23 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from resnetkit.data.augment import Augment
 from resnetkit.data.checks import BadImage, BadImageError, decode_image, native_channels
 from resnetkit.data.sources import MAX_PIXELS, ImageSet
+from resnetkit.data.transforms import (
+    apply_batch_layers,
+    batch_layers,
+    batch_pad_crop_flip,
+    resize_center_crop,
+    train_geometry,
+)
 from resnetkit.preprocessing import Preprocessing
 
 # Parallel calls for the per-image decode and crop maps. A fixed number rather than
@@ -74,49 +83,6 @@ def normalize(images: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
     return images * (1.0 / (255.0 * std)) + (-per_channel(prep.mean) / std)
 
 
-def resize_center_crop(image: tf.Tensor, prep: Preprocessing) -> tf.Tensor:
-    """Evaluation geometry: shorter side to ``resize_size``, then a centered square crop.
-
-    A uint8 image stays uint8 (rounded), so that decoded files are small until batching;
-    the resize is skipped when the image already has the size.
-    """
-    shape = tf.shape(image)
-    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
-    scale = prep.resize_size / tf.minimum(h, w)
-    size = tf.cast(tf.round(tf.stack([h * scale, w * scale])), tf.int32)
-    size = tf.maximum(size, prep.crop_size)
-    dtype = image.dtype
-
-    def resized():
-        out = tf.image.resize(image, size, method=prep.interpolation, antialias=True)
-        return tf.cast(tf.round(tf.clip_by_value(out, 0, 255)), dtype) if dtype == tf.uint8 else out
-
-    image = tf.cond(tf.reduce_all(tf.equal(size, shape[:2])), lambda: image, resized)
-    top = (size[0] - prep.crop_size) // 2
-    left = (size[1] - prep.crop_size) // 2
-    image = image[top : top + prep.crop_size, left : left + prep.crop_size]
-    return tf.ensure_shape(image, [prep.crop_size, prep.crop_size, image.shape[-1]])
-
-
-def random_resized_crop(image: tf.Tensor, prep: Preprocessing, min_area: float, seed) -> tf.Tensor:
-    """A random region (area min_area..1 of the image, aspect 3/4..4/3) resized to the crop."""
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image),
-        bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
-        seed=seed,
-        area_range=(min_area, 1.0),
-        aspect_ratio_range=(3 / 4, 4 / 3),
-        max_attempts=10,
-        use_image_if_no_bounding_boxes=True,
-    )
-    channels = image.shape[-1]
-    image = tf.slice(image, begin, size)
-    image = tf.image.resize(
-        image, (prep.crop_size, prep.crop_size), method=prep.interpolation, antialias=True
-    )
-    return tf.ensure_shape(image, [prep.crop_size, prep.crop_size, channels])
-
-
 def build_dataset(
     images: ImageSet,
     prep: Preprocessing,
@@ -149,57 +115,12 @@ def build_dataset(
     """
     augment = augment or Augment()
     bad_log = bad_log if bad_log is not None else BadImageLog()
-    autotune = tf.data.AUTOTUNE
-    labels = images.labels.astype(np.int32)
     batch_level = training and augment.batch_level
     if batch_level and (augment.mixup or augment.cutmix) and not num_classes:
         raise ValueError("MixUp/CutMix need num_classes to make one-hot labels")
-
-    def normalized(images, labels):
-        return normalize(images, prep), labels
-
-    if images.arrays is not None:
-        ds = tf.data.Dataset.from_tensor_slices((images.arrays, labels))
-        if images.arrays.shape[-1] != channels:
-
-            def matched(image, label):
-                return _match_channels(image, channels), label
-
-            ds = ds.map(matched, num_parallel_calls=DECODE_CALLS)
-        cropped = False
-        decode = None
-    else:
-        native = _native(images, channels)
-        ds = tf.data.Dataset.from_tensor_slices(
-            ([os.fsencode(p) for p in images.paths], labels, native)
-        )
-        decode, cropped = _file_decoder(
-            bool(native.all()), prep, channels, training, augment, bad_log, max_pixels
-        )
-    # Decoded images are cached (in a fixed order); file names are shuffled before decoding
-    # when nothing is cached, so that no buffer of decoded images is needed.
-    cached = decode is None or cache is not None
-    if decode is not None and cached:
-        ds = decode(ds)
-    if cache == "memory":
-        ds = ds.cache()
-    elif cache:
-        ds = ds.cache(str(cache))
-
+    src = _decoded_source(images, prep, channels, training, augment, bad_log, max_pixels, cache)
     if not training:
-        if decode is not None and not cached:
-            ds = decode(ds)
-        if not cropped:
-            ds = ds.map(
-                lambda x, y: (resize_center_crop(x, prep), y), num_parallel_calls=DECODE_CALLS
-            )
-        # Normalized per batch: one vectorized op instead of one per image, and the
-        # images travel as uint8 until then.
-        ds = ds.batch(batch_size).map(normalized, num_parallel_calls=autotune)
-        return ds.prefetch(autotune)
-
-    size = len(labels)
-    layers, mixer = _batch_layers(augment, seed) if batch_level else ([], None)
+        return _eval_batches(src, prep, batch_size)
     # In-memory images already at the crop size need only pad-crop and flips, which are
     # applied to whole batches (vectorized): per-image maps cost a noticeable share of a
     # small network's step.
@@ -208,50 +129,16 @@ def build_dataset(
         and augment.crop in ("pad", "none")
         and tuple(images.arrays.shape[1:3]) == (prep.crop_size, prep.crop_size)
     )
-
-    def one_epoch(epoch: int) -> tf.data.Dataset:
-        epoch_seed = tf.constant([seed, epoch], tf.int64)
-        data = ds.shuffle(size, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False)
-        if not cached:
-            data = decode(data)
-        image_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
-        if whole_batches:  # same crops and flips, drawn and applied per batch: cheaper
-
-            def geometry(b, batch):
-                s = tf.random.experimental.stateless_fold_in(image_seeds, b)
-                return _batch_pad_crop_flip(batch[0], s, augment), batch[1]
-
-            data = data.batch(batch_size, drop_remainder=drop_remainder)
-            data = data.enumerate().map(geometry, num_parallel_calls=autotune)
-            if not batch_level:
-                data = data.map(normalized, num_parallel_calls=autotune)
-        else:
-
-            def geometry(i, example):
-                s = tf.random.experimental.stateless_fold_in(image_seeds, i)
-                return _train_geometry(*example, s, prep, augment, cropped)
-
-            data = data.enumerate().map(geometry, num_parallel_calls=DECODE_CALLS)
-            data = data.batch(batch_size, drop_remainder=drop_remainder)
-            if not batch_level:
-                data = data.map(normalized, num_parallel_calls=autotune)
-        if batch_level:
-            batch_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
-
-            def augmented(b, batch):
-                s = tf.random.experimental.stateless_fold_in(batch_seeds, b)
-                return normalized(*_apply_batch_layers(*batch, s, layers, mixer, num_classes))
-
-            # In order, one batch at a time: the Keras layers draw from seed state that is
-            # set per batch, which keeps their randomness a function of (seed, epoch, batch).
-            data = data.enumerate().map(augmented)
-        return data
-
+    layers, mixer = batch_layers(augment, seed) if batch_level else ([], None)
+    epoch = _EpochMaker(
+        src, prep, augment, seed, batch_size, drop_remainder, whole_batches, num_classes
+    )
+    epoch.layers, epoch.mixer = layers, mixer
     # Epochs are concatenated in Python (a shuffle seed must be a Python int); they share
-    # the cache above.
-    stream = one_epoch(first_epoch)
-    for epoch in range(first_epoch + 1, first_epoch + epochs):
-        stream = stream.concatenate(one_epoch(epoch))
+    # the cache of the source.
+    stream = epoch(first_epoch)
+    for e in range(first_epoch + 1, first_epoch + epochs):
+        stream = stream.concatenate(epoch(e))
     if skip_batches:
         stream = stream.skip(skip_batches)
     # tf.data's default static rewrites serialize the graph when the iterator is made, and
@@ -261,7 +148,129 @@ def build_dataset(
     # stays on.
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
-    return stream.prefetch(autotune).with_options(options)
+    return stream.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+@dataclass
+class _Source:
+    """(image, label) examples before any augmentation, and how far they are decoded."""
+
+    ds: tf.data.Dataset
+    decode: Callable | None  # still to apply (per file) when nothing was cached
+    cropped: bool  # the decoder already produced the crop
+    cached: bool  # decoded before the cache: ``decode`` needs no second application
+    size: int
+
+
+def _decoded_source(
+    images: ImageSet, prep, channels, training, augment, bad_log, max_pixels, cache
+) -> _Source:
+    """Arrays or files as (image, label) examples; decoded images are cached (in a fixed
+    order). File names are shuffled before decoding when nothing is cached, so that no
+    buffer of decoded images is needed."""
+    labels = images.labels.astype(np.int32)
+    if images.arrays is not None:
+        ds = tf.data.Dataset.from_tensor_slices((images.arrays, labels))
+        if images.arrays.shape[-1] != channels:
+
+            def matched(image, label):
+                return _match_channels(image, channels), label
+
+            ds = ds.map(matched, num_parallel_calls=DECODE_CALLS)
+        decode, cropped = None, False
+    else:
+        native = _native(images, channels)
+        ds = tf.data.Dataset.from_tensor_slices(
+            ([os.fsencode(p) for p in images.paths], labels, native)
+        )
+        decode, cropped = _file_decoder(
+            bool(native.all()), prep, channels, training, augment, bad_log, max_pixels
+        )
+    cached = decode is None or cache is not None
+    if decode is not None and cached:
+        ds = decode(ds)
+    if cache == "memory":
+        ds = ds.cache()
+    elif cache:
+        ds = ds.cache(str(cache))
+    return _Source(ds, decode, cropped, cached, len(labels))
+
+
+def _normalizer(prep: Preprocessing) -> Callable:
+    def normalized(images, labels):
+        return normalize(images, prep), labels
+
+    return normalized
+
+
+def _eval_batches(src: _Source, prep: Preprocessing, batch_size: int) -> tf.data.Dataset:
+    """Evaluation: in order, center-cropped, batched."""
+    ds = src.ds
+    if src.decode is not None and not src.cached:
+        ds = src.decode(ds)
+    if not src.cropped:
+        ds = ds.map(lambda x, y: (resize_center_crop(x, prep), y), num_parallel_calls=DECODE_CALLS)
+    # Normalized per batch: one vectorized op instead of one per image, and the images
+    # travel as uint8 until then.
+    ds = ds.batch(batch_size).map(_normalizer(prep), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+@dataclass
+class _EpochMaker:
+    """One training epoch's batches as a function of (seed, epoch) alone."""
+
+    src: _Source
+    prep: Preprocessing
+    augment: Augment
+    seed: int
+    batch_size: int
+    drop_remainder: bool
+    whole_batches: bool
+    num_classes: int | None
+    layers: list = field(default_factory=list)  # batch-level Keras augmentation layers
+    mixer: Any = None  # MixUp/CutMix
+
+    def __call__(self, epoch: int) -> tf.data.Dataset:
+        src, augment, prep, autotune = self.src, self.augment, self.prep, tf.data.AUTOTUNE
+        batch_level = augment.batch_level
+        normalized = _normalizer(prep)
+        epoch_seed = tf.constant([self.seed, epoch], tf.int64)
+        data = src.ds.shuffle(
+            src.size, seed=self.seed * 1_000_003 + epoch, reshuffle_each_iteration=False
+        )
+        if not src.cached:
+            data = src.decode(data)
+        image_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 0)
+        if self.whole_batches:  # same crops and flips, drawn and applied per batch: cheaper
+
+            def geometry(b, batch):
+                s = tf.random.experimental.stateless_fold_in(image_seeds, b)
+                return batch_pad_crop_flip(batch[0], s, augment), batch[1]
+
+            data = data.batch(self.batch_size, drop_remainder=self.drop_remainder)
+            data = data.enumerate().map(geometry, num_parallel_calls=autotune)
+        else:
+
+            def geometry(i, example):
+                s = tf.random.experimental.stateless_fold_in(image_seeds, i)
+                return train_geometry(*example, s, prep, augment, src.cropped)
+
+            data = data.enumerate().map(geometry, num_parallel_calls=DECODE_CALLS)
+            data = data.batch(self.batch_size, drop_remainder=self.drop_remainder)
+        if not batch_level:
+            return data.map(normalized, num_parallel_calls=autotune)
+        layers, mixer = self.layers, self.mixer
+        batch_seeds = tf.random.experimental.stateless_fold_in(epoch_seed, 1)
+        num_classes = self.num_classes
+
+        def augmented(b, batch):
+            s = tf.random.experimental.stateless_fold_in(batch_seeds, b)
+            return normalized(*apply_batch_layers(*batch, s, layers, mixer, num_classes))
+
+        # In order, one batch at a time: the Keras layers draw from seed state that is set
+        # per batch, which keeps their randomness a function of (seed, epoch, batch).
+        return data.enumerate().map(augmented)
 
 
 def _native(images: ImageSet, channels: int) -> np.ndarray:
@@ -349,85 +358,3 @@ def _match_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
             tf.round(tf.image.rgb_to_grayscale(tf.cast(x[..., :3], tf.float32))), tf.uint8
         )
     return x[..., :channels]
-
-
-def _train_geometry(image, label, s, prep, augment: Augment, cropped: bool):
-    """Per-image random geometry from the seed pair ``s``."""
-    s = tf.random.experimental.stateless_split(s, 3)
-    if augment.crop == "random_resized":
-        image = random_resized_crop(tf.cast(image, tf.float32), prep, augment.min_area, s[0])
-    elif not cropped:
-        image = resize_center_crop(tf.cast(image, tf.float32), prep)
-        if augment.crop == "pad":
-            p = augment.pad
-            image = tf.pad(image, [[p, p], [p, p], [0, 0]])
-            image = tf.image.stateless_random_crop(
-                image, tf.shape(image) - [2 * p, 2 * p, 0], seed=s[1]
-            )
-    if augment.flip:
-        image = tf.image.stateless_random_flip_left_right(image, seed=s[2])
-    return image, label
-
-
-def _batch_pad_crop_flip(x: tf.Tensor, s, augment: Augment) -> tf.Tensor:
-    """Per-image pad-and-crop offsets and flips for a whole batch, from one seed pair."""
-    s = tf.random.experimental.stateless_split(s, 2)
-    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
-    if augment.crop == "pad" and augment.pad:
-        p = augment.pad
-        x = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
-        offsets = tf.random.stateless_uniform([n, 2], seed=s[0], maxval=2 * p + 1, dtype=tf.int32)
-        rows = offsets[:, :1] + tf.range(h)[None]
-        cols = offsets[:, 1:] + tf.range(w)[None]
-        x = tf.gather(x, rows, axis=1, batch_dims=1)
-        x = tf.gather(x, cols, axis=2, batch_dims=1)
-    if augment.flip:
-        flip = tf.random.stateless_uniform([n], seed=s[1]) < 0.5
-        x = tf.where(flip[:, None, None, None], tf.reverse(x, [2]), x)
-    return x
-
-
-def _batch_layers(augment: Augment, seed: int):
-    """Keras' own augmentation layers for whole batches in 0..255, and the label mixer."""
-    layers = []
-    if augment.translate:
-        layers.append(
-            keras.layers.RandomTranslation(augment.translate, augment.translate, seed=seed)
-        )
-    if augment.randaugment:
-        layers.append(
-            keras.layers.RandAugment(
-                value_range=(0.0, 255.0),
-                num_ops=augment.randaugment,
-                factor=augment.randaugment_magnitude,
-                seed=seed,
-            )
-        )
-    if augment.erasing:
-        # factor=(p, p): each image is erased with probability p. A single number would make
-        # Keras draw each image's probability from [0, p], erasing p/2 of them on average.
-        p = augment.erasing
-        layers.append(
-            keras.layers.RandomErasing(factor=(p, p), value_range=(0.0, 255.0), seed=seed)
-        )
-    mixer = None
-    if augment.mixup:
-        mixer = keras.layers.MixUp(alpha=augment.mixup, seed=seed)
-    elif augment.cutmix:
-        mixer = keras.layers.CutMix(factor=augment.cutmix, seed=seed)
-    return layers, mixer
-
-
-def _apply_batch_layers(x, y, s, layers, mixer, num_classes):
-    """Run the batch layers with their seed state set from ``s`` (a stateless seed pair)."""
-    x = tf.cast(x, tf.float32)
-    for j, layer in enumerate([*layers, mixer]):
-        if layer is None:
-            continue
-        state = layer.generator.state
-        state.assign(tf.cast(tf.random.experimental.stateless_fold_in(s, j), state.dtype))
-        if layer is mixer:
-            mixed = mixer({"images": x, "labels": tf.one_hot(y, num_classes)}, training=True)
-            return mixed["images"], mixed["labels"]
-        x = layer(x, training=True)
-    return x, y

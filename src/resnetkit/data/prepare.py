@@ -8,7 +8,8 @@ import functools
 import numpy as np
 import tensorflow as tf
 
-from resnetkit.data.pipeline import normalize, resize_center_crop
+from resnetkit.data.pipeline import normalize
+from resnetkit.data.transforms import resize_center_crop
 from resnetkit.preprocessing import Preprocessing
 
 

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from resnetkit.data.pipeline import normalize, resize_center_crop
+from resnetkit.data.pipeline import normalize
+from resnetkit.data.transforms import resize_center_crop
 from resnetkit.names import closest_names, unknown_name_error
 from resnetkit.tasks.classify.predictor import Classifier
 

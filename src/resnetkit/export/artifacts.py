@@ -26,6 +26,7 @@ from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.export.card import CARD, read_card, read_labels
 from resnetkit.export.runtimes import RUNTIMES
 from resnetkit.preprocessing import Preprocessing
+from resnetkit.tasks.classify.predictor import Predictor
 
 # What the graph itself does to its input: see export.graph.
 INSIDE = ("none", "normalize", "resize_crop_normalize")
@@ -68,7 +69,7 @@ class ArtifactClassifier:
         preprocessing (none, crop, or crop and normalize)."""
         if self.inside == "resize_crop_normalize":
             return np.stack(images).astype(np.uint8, copy=False)
-        from resnetkit.export.graph import prepare_images
+        from resnetkit.data.prepare import prepare_images
 
         return prepare_images(images, self.prep, normalized=self.inside == "none")
 
@@ -233,3 +234,17 @@ def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
 
 def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def load_predictor(path: str | Path, runtime: str | None = None) -> Predictor:
+    """The one loader of a trained classifier, whatever it was saved as: a run directory or
+    ``.keras`` file → ``Classifier`` (Keras); an export → ``ArtifactClassifier`` in its
+    runtime. predict, serve and the export parity check use it; evaluate and explain need
+    the Keras model itself and take the ``Classifier`` branch (``load_classifier``)."""
+    if is_export(path):
+        return load_artifact(path, runtime)
+    if runtime not in (None, "keras", "tensorflow"):
+        raise ValueError(f"--runtime {runtime}: {path} is a run or .keras model, run by Keras")
+    from resnetkit.tasks.classify.predictor import load_classifier
+
+    return load_classifier(path)
