@@ -18,7 +18,8 @@ from resnetkit.data import (
     save_class_map,
     scan_images,
 )
-from resnetkit.data.pipeline import Augment, BadImageLog, build_dataset
+from resnetkit.data.augment import Augment
+from resnetkit.data.pipeline import BadImageLog, build_dataset
 from resnetkit.data.sources import stratified_split
 from resnetkit.preprocessing import Preprocessing
 

@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from resnetkit.data.pipeline import Augment, build_dataset
+from resnetkit.data.augment import Augment
+from resnetkit.data.pipeline import build_dataset
 from resnetkit.models import create_model, get_variant
 
 GRADIENTS_JSON = "gradients.json"
