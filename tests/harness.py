@@ -174,7 +174,7 @@ def check_model(case: Case, tmp_path: Path, *, regen: bool = False) -> None:
 
     _check_keras_file(model, x, outputs, tmp_path)
     _check_features(model, case, x)
-    _check_gradients(model, x)
+    _check_gradients(model, x[:1])  # one image is enough to reach every weight, at half the cost
 
 
 def _outputs_per_image(model: ResNet, case: Case) -> int:
