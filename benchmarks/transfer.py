@@ -82,7 +82,7 @@ def make_data(root: Path, label_counts: list[int], seeds: list[int]) -> dict:
 
 def run(config_items: list[str], run_dir: Path, finetune: bool) -> dict:
     from resnetkit.training.config import load_config
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
     from resnetkit.transfer import finetune as finetune_run
     from resnetkit.transfer import finetune_config
 

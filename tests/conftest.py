@@ -80,7 +80,7 @@ def digits_run(tmp_path_factory):
     """A finished training run (resnet_tiny on scikit-learn's digits, ~97% test accuracy,
     a few seconds). Tests may add files to it, not change what is there."""
     from resnetkit.training.config import load_config
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
 
     path = tmp_path_factory.mktemp("digits-run") / "run"
     config = path.parent / "config.yaml"

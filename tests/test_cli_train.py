@@ -13,7 +13,7 @@ from resnetkit.training.callbacks import RunInterrupted, TrainingDiverged
 from resnetkit.training.config import Config, FinetuneConfig, save_config
 
 # The modules themselves: their packages export functions of the same names.
-training = importlib.import_module("resnetkit.training.train")
+training = importlib.import_module("resnetkit.training.engine")
 transfer = importlib.import_module("resnetkit.transfer.finetune")
 
 

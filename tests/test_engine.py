@@ -209,7 +209,7 @@ def test_cli_finetune_and_the_python_api_produce_the_same_run(digits_run, tmp_pa
 
 def test_training_refuses_a_finetune_config_and_names_the_path(tmp_path):
     from resnetkit.training.config import load_config
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
 
     config = load_config(None, ["finetune.source=resnet18.tv_in1k", "data.source=digits"])
     with pytest.raises(ValueError, match=r"resnetkit\.transfer\.finetune"):

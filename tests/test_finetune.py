@@ -209,7 +209,7 @@ def test_from_a_run_with_five_images_per_class_stops_early_with_the_best_weights
             "data.val_fraction=0",
         ],
     )
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
 
     train(pre, tmp_path / "pre", stream=None)
     config = _config(

@@ -122,7 +122,7 @@ def test_checkpoints_keep_the_newest_and_order_mid_epoch_ones(tmp_path):
 
 
 def test_run_directory_problems_are_clear_before_training(tmp_path):
-    from resnetkit.training.train import _prepare_run_dir
+    from resnetkit.training.engine import _prepare_run_dir
 
     taken = tmp_path / "taken"
     taken.mkdir()

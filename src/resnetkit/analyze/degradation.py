@@ -178,6 +178,40 @@ def _load_average() -> float | None:
         return None
 
 
+def _checked_models(models, epochs: int, test_subset: int | None) -> list[str]:
+    """The model list, refused now (before any training) when a name or count is wrong."""
+    models = list(models)
+    if not models:
+        raise ValueError("--models: name at least one model")
+    if len(set(models)) != len(models):
+        raise ValueError(f"--models: a model is named twice: {','.join(models)}")
+    for name in models:
+        get_variant(name)  # unknown names fail now, with suggestions
+    if epochs < 1:
+        raise ValueError(f"epochs must be positive; got {epochs}")
+    if test_subset is not None and test_subset < 0:
+        raise ValueError(f"test_subset must be >= 0; got {test_subset}")
+    return models
+
+
+def _curves(name: str, history: list[dict], summary: dict, wall: float) -> dict:
+    """One model's row of degradation.json: per-epoch errors and losses, final figures."""
+    return {
+        "depth": _depth(name),
+        "shortcuts": get_variant(name).shortcut != "none",
+        "epoch": [r["epoch"] for r in history],
+        "train_error": [1.0 - r["accuracy"] for r in history],
+        "train_loss": [r["loss"] for r in history],
+        "test_error": [1.0 - r["test_accuracy"] for r in history],
+        "test_loss": [r["test_loss"] for r in history],
+        "final_train_error": 1.0 - history[-1]["accuracy"],
+        "final_test_error": 1.0 - summary["test_accuracy"],
+        "train_seconds": summary["train_seconds"],
+        "wall_seconds": wall,
+        "images_per_second": summary["images_per_second"],
+    }
+
+
 def run_degradation(
     models: list[str] | tuple[str, ...] = DEFAULT_MODELS,
     *,
@@ -203,21 +237,9 @@ def run_degradation(
     command line that ran it, recorded in the JSON.
     """
     from resnetkit.tasks.classify.inputs import stratified_subset
-    from resnetkit.training.hardware import cpu_name
-    from resnetkit.training.train import train
-    from resnetkit.versions import versions
+    from resnetkit.training.engine import train
 
-    models = list(models)
-    if not models:
-        raise ValueError("--models: name at least one model")
-    if len(set(models)) != len(models):
-        raise ValueError(f"--models: a model is named twice: {','.join(models)}")
-    for name in models:
-        get_variant(name)  # unknown names fail now, with suggestions
-    if epochs < 1:
-        raise ValueError(f"epochs must be positive; got {epochs}")
-    if test_subset is not None and test_subset < 0:
-        raise ValueError(f"test_subset must be >= 0; got {test_subset}")
+    models = _checked_models(models, epochs, test_subset)
     configs = {
         name: degradation_config(
             name,
@@ -247,31 +269,38 @@ def run_degradation(
                 configs[name], root / name, stream=stream, callbacks=[TestError(curve_images)]
             )
             wall = time.perf_counter() - t0
-            history = RunDir(root / name).read_history()
-            rows[name] = {
-                "depth": _depth(name),
-                "shortcuts": get_variant(name).shortcut != "none",
-                "epoch": [r["epoch"] for r in history],
-                "train_error": [1.0 - r["accuracy"] for r in history],
-                "train_loss": [r["loss"] for r in history],
-                "test_error": [1.0 - r["test_accuracy"] for r in history],
-                "test_loss": [r["test_loss"] for r in history],
-                "final_train_error": 1.0 - history[-1]["accuracy"],
-                "final_test_error": 1.0 - summary["test_accuracy"],
-                "train_seconds": summary["train_seconds"],
-                "wall_seconds": wall,
-                "images_per_second": summary["images_per_second"],
-            }
+            rows[name] = _curves(name, RunDir(root / name).read_history(), summary, wall)
     finally:
         if runs_dir is None:
             shutil.rmtree(root, ignore_errors=True)
 
-    recipe = to_dict(configs[models[0]])
+    result = _result(data, rows, configs[models[0]], full, curve_images, train_subset)
+    result.update(
+        command=command,
+        total_wall_seconds=time.perf_counter() - started,
+        # Other processes on the machine slow the run; 1-minute load at start and end.
+        load_average={"start": load_start, "end": _load_average()},
+    )
+    result["expectations"] = check_expectations(result)
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / DEGRADATION_JSON).write_text(json.dumps(result, indent=1))
+        degradation_chart(result, out / DEGRADATION_PNG)
+    return result
+
+
+def _result(data: str, rows: dict, config, full, curve_images, train_subset) -> dict:
+    """degradation.json without the timings: the curves, the recipe and what was measured."""
+    from resnetkit.training.hardware import cpu_name
+    from resnetkit.versions import versions
+
+    recipe = to_dict(config)
     recipe["model"].pop("name")
-    train_images = full.splits["train"]
-    result = {
+    train_images, test = full.splits["train"], full.splits["test"]
+    return {
         "experiment": "degradation: He et al. 2016, Figure 6 analogue",
-        "command": command,
+        "command": None,
         "data": data,
         "models": rows,
         "recipe": recipe,
@@ -285,19 +314,11 @@ def run_degradation(
             "(stratified subset when fewer than all)",
             "final_test_error": f"the final model on all {len(test)} test images",
         },
-        "total_wall_seconds": time.perf_counter() - started,
+        "total_wall_seconds": None,
         "cpu": cpu_name(),
-        # Other processes on the machine slow the run; 1-minute load at start and end.
-        "load_average": {"start": load_start, "end": _load_average()},
+        "load_average": None,
         "versions": versions(),
     }
-    result["expectations"] = check_expectations(result)
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / DEGRADATION_JSON).write_text(json.dumps(result, indent=1))
-        degradation_chart(result, out / DEGRADATION_PNG)
-    return result
 
 
 def format_degradation(result: dict) -> str:

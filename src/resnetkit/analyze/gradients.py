@@ -143,6 +143,20 @@ def run_gradients(
         "models": {},
         "versions": versions(),
     }
+
+    def stream() -> tf.data.Dataset:
+        return build_dataset(
+            train_split,
+            prep,
+            **common,
+            training=True,
+            augment=Augment(crop="none", flip=False),
+            seed=seed,
+            cache="memory",
+            drop_remainder=True,
+            epochs=math.ceil(steps / (len(train_split) // batch_size)),
+        )
+
     for name in models:
         started = time.perf_counter()
         keras.utils.set_random_seed(seed)
@@ -152,40 +166,7 @@ def run_gradients(
             input_shape=inputs.input_shape,
             preprocessing=prep.to_dict(),
         )
-        kernels = kernel_variables(model)
-        init, init_loss = gradient_norms(model, x_probe, y_probe, variables=kernels)
-        row = {
-            "layers": [v.path for v in kernels],
-            "init": {
-                "grad_norm": init.tolist(),
-                "weight_norm": _weight_norms(kernels),
-                "loss": init_loss,
-            },
-        }
-        if steps:
-            model.compile(
-                optimizer=keras.optimizers.SGD(result["lr"], momentum=0.9, nesterov=True),
-                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            )
-            stream = build_dataset(
-                train_split,
-                prep,
-                **common,
-                training=True,
-                augment=Augment(crop="none", flip=False),
-                seed=seed,
-                cache="memory",
-                drop_remainder=True,
-                epochs=math.ceil(steps / (len(train_split) // batch_size)),
-            )
-            history = model.fit(stream, steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
-            trained, trained_loss = gradient_norms(model, x_probe, y_probe, variables=kernels)
-            row["trained"] = {
-                "grad_norm": trained.tolist(),
-                "weight_norm": _weight_norms(kernels),
-                "loss": trained_loss,
-                "mean_training_loss": float(history.history["loss"][-1]),
-            }
+        row = _measure(model, (x_probe, y_probe), stream if steps else None, steps, result["lr"])
         row["seconds"] = time.perf_counter() - started
         result["models"][name] = row
     if out is not None:
@@ -194,6 +175,36 @@ def run_gradients(
         (out / GRADIENTS_JSON).write_text(json.dumps(result, indent=1))
         gradient_chart(result, out / GRADIENTS_PNG)
     return result
+
+
+def _measure(model, probe: tuple, stream, steps: int, lr: float) -> dict:
+    """One model's row: gradient and weight norms on the ``probe`` batch at initialization
+    and, with a ``stream``, after ``steps`` SGD steps on it."""
+    kernels = kernel_variables(model)
+    init, init_loss = gradient_norms(model, *probe, variables=kernels)
+    row = {
+        "layers": [v.path for v in kernels],
+        "init": {
+            "grad_norm": init.tolist(),
+            "weight_norm": _weight_norms(kernels),
+            "loss": init_loss,
+        },
+    }
+    if stream is None:
+        return row
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, momentum=0.9, nesterov=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    history = model.fit(stream(), steps_per_epoch=steps, epochs=1, shuffle=False, verbose=0)
+    trained, trained_loss = gradient_norms(model, *probe, variables=kernels)
+    row["trained"] = {
+        "grad_norm": trained.tolist(),
+        "weight_norm": _weight_norms(kernels),
+        "loss": trained_loss,
+        "mean_training_loss": float(history.history["loss"][-1]),
+    }
+    return row
 
 
 def _spread(norms: list[float]) -> float:

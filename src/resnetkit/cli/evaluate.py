@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from resnetkit.data.sources import SPLITS
+from resnetkit.explain.methods import METHODS
 from resnetkit.export.runtimes import RUNTIMES
 
 
@@ -17,10 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
     p.add_argument("--data", required=True, help="data set name, image folder or .csv manifest")
-    # The split names that evaluate.evaluation.evaluate_on_data picks from.
-    p.add_argument(
-        "--split", choices=("test", "val", "train"), help="default: test, else val, else all"
-    )
+    p.add_argument("--split", choices=SPLITS, help="default: test, else val, else all")
     p.add_argument("--tta", action="store_true", help="average with the mirror image")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--out", help="output folder (default: RUN_DIR/evaluation/DATA-SPLIT)")
@@ -71,8 +70,7 @@ def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
         metavar="NAME",
         help="explain this class (default: each image's predicted class)",
     )
-    # The methods of explain.gradcam.METHODS (a module that imports TensorFlow).
-    p.add_argument("--method", choices=("gradcam", "gradcam++"), default="gradcam")
+    p.add_argument("--method", choices=METHODS, default="gradcam")
     p.add_argument("--alpha", type=float, default=0.4, help="heatmap opacity, 0..1")
     p.add_argument("--batch-size", type=int, default=32)
     p.set_defaults(func=run_explain)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from resnetkit.export.runtimes import RUNTIMES
+from resnetkit.export.runtimes import FORMATS, QUANTIZATIONS, RUNTIMES
 from resnetkit.serve.server import ServeConfig  # NumPy and the standard library only
 
 MB = 1024 * 1024
@@ -21,8 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "check leaves nothing behind.",
     )
     p.add_argument("model", metavar="RUN_DIR|MODEL", help="run directory or .keras file")
-    # The formats and quantizations of export.export (FORMATS, QUANTIZATIONS: it imports Keras).
-    p.add_argument("--format", required=True, choices=("savedmodel", "onnx", "litert", "keras"))
+    p.add_argument("--format", required=True, choices=FORMATS)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.add_argument(
         "--include-preprocessing",
@@ -30,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the artifact takes uint8 images: resize/crop/normalize inside the graph "
         "(ONNX and LiteRT: normalize only, see model_card.json)",
     )
-    p.add_argument("--quantize", choices=("int8",), help="LiteRT only: full-integer int8")
+    p.add_argument("--quantize", choices=QUANTIZATIONS, help="LiteRT only: full-integer int8")
     p.add_argument("--no-fold", action="store_true", help="keep BatchNorm layers as they are")
     p.add_argument("--data", help="data for the parity check (default: the run's own)")
     p.add_argument("--check-images", type=int, default=256, help="images in the parity check")

@@ -121,7 +121,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
 
     return _run(args, "train", TRAIN_FLAGS, start=train, preset=())
 
@@ -181,7 +181,7 @@ def resume(run_dir: str) -> dict:
         from resnetkit.transfer.finetune import finetune
 
         return finetune(None, run_dir, resume=True)
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
 
     return train(None, run_dir, resume=True)
 

@@ -30,6 +30,7 @@ SPLIT_ALIASES = {
     "validation": "val",
     "test": "test",
 }
+SPLITS = ("test", "val", "train")  # what a data set may hold, in evaluation's preference
 MAX_PIXELS = 89_478_485  # Pillow's default warning threshold (a 3-channel 179 MP image)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnetkit.data.sources import DataSource, ImageSet
+from resnetkit.data.sources import SPLITS, DataSource, ImageSet
 from resnetkit.rundir import RunDir
 from resnetkit.tasks.classify.evaluation import Evaluation, evaluate_split, write_evaluation
 
@@ -50,7 +50,7 @@ def evaluate_on_data(
     source = run_data(classifier.run_dir if split == "val" else None, data)
     splits = {k: v for k, v in source.splits.items() if len(v)}
     if split is None:
-        split = next((s for s in ("test", "val", "train") if s in splits), None)
+        split = next((s for s in SPLITS if s in splits), None)
     if split not in splits:
         raise ValueError(
             f"{data}: no images in split {split!r}; available: {', '.join(splits) or 'none'}"

@@ -3,27 +3,33 @@
 ``explain`` computes heatmaps (Grad-CAM or Grad-CAM++) for uint8 images, ``overlay`` draws
 one over its image, ``explanation_grid`` draws several as a titled figure, and
 ``explain_files`` does all of it for image files (``resnetkit explain``).
+
+The names are loaded on first use, so that ``methods.py`` (the CLI's choices) imports
+without TensorFlow.
 """
 
-from resnetkit.explain.gradcam import (
-    METHODS,
-    Explanation,
-    GradCam,
-    class_index_by_name,
-    explain,
-    feature_layer,
-)
-from resnetkit.explain.render import ExplainFilesResult, explain_files, explanation_grid, overlay
+from __future__ import annotations
 
-__all__ = [
-    "METHODS",
-    "ExplainFilesResult",
-    "Explanation",
-    "GradCam",
-    "class_index_by_name",
-    "explain",
-    "explain_files",
-    "explanation_grid",
-    "feature_layer",
-    "overlay",
-]
+import importlib
+from typing import Any
+
+_PUBLIC = {
+    "METHODS": "resnetkit.explain.methods",
+    "Explanation": "resnetkit.explain.gradcam",
+    "GradCam": "resnetkit.explain.gradcam",
+    "class_index_by_name": "resnetkit.explain.gradcam",
+    "explain": "resnetkit.explain.gradcam",
+    "feature_layer": "resnetkit.explain.gradcam",
+    "ExplainFilesResult": "resnetkit.explain.render",
+    "explain_files": "resnetkit.explain.render",
+    "explanation_grid": "resnetkit.explain.render",
+    "overlay": "resnetkit.explain.render",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'resnetkit.explain' has no attribute {name!r}")

@@ -22,10 +22,9 @@ import tensorflow as tf
 
 from resnetkit.data.pipeline import normalize
 from resnetkit.data.transforms import resize_center_crop
+from resnetkit.explain.methods import METHODS
 from resnetkit.names import closest_names, unknown_name_error
 from resnetkit.tasks.classify.predictor import Classifier
-
-METHODS = ("gradcam", "gradcam++")
 
 
 @dataclass

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,7 +27,9 @@ from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.export.card import CARD, read_card, read_labels
 from resnetkit.export.runtimes import RUNTIMES
 from resnetkit.preprocessing import Preprocessing
-from resnetkit.tasks.classify.predictor import Predictor
+
+if TYPE_CHECKING:  # the Keras side loads only when a run or .keras file is asked for
+    from resnetkit.tasks.classify.predictor import Predictor
 
 # What the graph itself does to its input: see export.graph.
 INSIDE = ("none", "normalize", "resize_crop_normalize")

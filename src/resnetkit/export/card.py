@@ -9,9 +9,17 @@ serving read the card, so an artifact is used exactly as it was checked.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from resnetkit.rundir import RunDir
+from resnetkit.versions import versions
+
+if TYPE_CHECKING:
+    from resnetkit.tasks.classify.predictor import Classifier
 
 CARD = "model_card.json"
 LABELS = "labels.txt"
@@ -68,3 +76,96 @@ def file_digest(path: Path) -> dict:
         digest.update(data)
         size += len(data)
     return {"bytes": size, "sha256": digest.hexdigest()}
+
+
+def build_card(
+    classifier: Classifier,
+    source,
+    format: str,
+    filename: str,
+    runtime: str,
+    inside: str,
+    fold,
+    quantize: str | None,
+    checks,
+) -> dict:
+    """The model card of an export (``checks``: its ``CheckImages``), parity figures still
+    to come."""
+    from resnetkit.tasks.classify.predict import ends_in_softmax
+
+    model = classifier.model
+    prep = classifier.prep
+    config = model.get_config() if hasattr(model, "variant") else {}
+    size, channels = prep.crop_size, classifier.channels
+    shape = [None, None, None, channels] if inside == "resize_crop_normalize" else None
+    shape = shape or [None, size, size, channels]
+    caller = {
+        "none": f"resize the shorter side to {prep.resize_size} ({prep.interpolation}, "
+        f"antialiased), center-crop {size}×{size}, normalize ({prep.mode})",
+        "normalize": f"resize the shorter side to {prep.resize_size} ({prep.interpolation}, "
+        f"antialiased) and center-crop {size}×{size}; the graph normalizes",
+        "resize_crop_normalize": "nothing: the graph resizes, crops and normalizes",
+    }[inside]
+    run = classifier.run_dir
+    return {
+        "card_version": CARD_VERSION,
+        "format": format,
+        "artifact": filename,
+        "runtime": runtime,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": str(source),
+        "architecture": {
+            "name": config.get("variant", model.name),
+            "parameters": int(model.count_params()),
+            "input_shape": list(model.input_shape[1:]),
+            "trained_dtype_policy": model.dtype_policy.name,
+        },
+        "weights": _weights_origin(run),
+        "input": {
+            "name": "image",
+            "layout": "NHWC",
+            "dtype": "float32" if inside == "none" else "uint8",
+            "shape": shape,
+            "channels": "grey" if channels == 1 else "RGB" if channels == 3 else channels,
+            "preprocessing_inside": inside,
+            "caller_must": caller,
+        },
+        "output": {
+            "kind": "probabilities" if ends_in_softmax(model) else "logits",
+            "shape": [None, classifier.num_classes],
+        },
+        "preprocessing": prep.to_dict(),
+        "classes": classifier.class_names,
+        "metrics": _run_metrics(run),
+        "optimizations": {
+            "dtype": "int8 (full integer; float32 input and output)" if quantize else "float32",
+            "batchnorm_folded": len(fold.folded),
+            "batchnorm_kept": len(fold.kept),
+            "calibration_images": len(checks.calibration) if quantize else 0,
+        },
+        "versions": versions(),
+    }
+
+
+def _weights_origin(run: Path | None) -> dict:
+    """Where the weights came from, per the run's config."""
+    if run is None:
+        return {"origin": "a .keras model file (no run directory)"}
+    from resnetkit.training.config import load_config
+
+    config = load_config(RunDir(run).config)
+    data = config.data.source
+    if config.finetune.source:
+        origin = f"fine-tuned from {config.finetune.source} on {data}"
+    elif config.model.weights:
+        origin = f"trained from {config.model.weights} on {data}"
+    else:
+        origin = f"trained from scratch on {data}"
+    return {"origin": origin, "run_dir": str(run)}
+
+
+def _run_metrics(run: Path | None) -> dict:
+    """The run's test metrics from summary.json (empty without a run)."""
+    summary = RunDir(run).read_summary() if run is not None else {}
+    keys = [k for k in summary if k.startswith("test_")] + ["epochs"]
+    return {k: summary[k] for k in keys if k in summary}

@@ -18,7 +18,6 @@ taken from the run's training split.
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import time
@@ -34,26 +33,31 @@ from resnetkit.data.prepare import prepare_images
 from resnetkit.evaluate.evaluation import run_data
 from resnetkit.export.artifacts import load_artifact
 from resnetkit.export.card import (
-    CARD_VERSION,
+    build_card,
     file_digest,
     write_card,
     write_labels,
 )
 from resnetkit.export.fold import inference_model
 from resnetkit.export.graph import with_preprocessing
+from resnetkit.export.runtimes import FORMATS as FORMAT_NAMES
+from resnetkit.export.runtimes import QUANTIZATIONS
 from resnetkit.rundir import RunDir
-from resnetkit.tasks.classify.predict import ends_in_softmax
 from resnetkit.tasks.classify.predictor import Classifier, load_classifier
-from resnetkit.versions import versions
 
 # format → (Keras' exporter name or None for model.save, file name, runtime)
-FORMATS = {
-    "savedmodel": ("tf_saved_model", "saved_model", "tensorflow"),
-    "onnx": ("onnx", "model.onnx", "onnxruntime"),
-    "litert": ("litert", "model.tflite", "litert"),
-    "keras": (None, RunDir.MODEL, "keras"),
-}
-QUANTIZATIONS = ("int8",)
+FORMATS = dict(
+    zip(
+        FORMAT_NAMES,
+        (
+            ("tf_saved_model", "saved_model", "tensorflow"),
+            ("onnx", "model.onnx", "onnxruntime"),
+            ("litert", "model.tflite", "litert"),
+            (None, RunDir.MODEL, "keras"),
+        ),
+        strict=True,
+    )
+)
 # Formats whose runtime can run the antialiased evaluation resize (see graph.py).
 RESIZE_INSIDE = ("savedmodel", "keras")
 
@@ -99,16 +103,7 @@ def export_model(
     """Export the model of ``source`` (a run directory or a ``.keras`` file) into the folder
     ``out`` and check it; see the module doc. ``data``: the data for the checks (default: the
     run's own data set)."""
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
-    if quantize is not None and (quantize not in QUANTIZATIONS or format != "litert"):
-        raise ValueError(
-            f"--quantize {quantize}: only 'int8' for --format litert is supported "
-            f"(got format {format!r})"
-        )
-    out = Path(out)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
-        raise FileExistsError(f"{out} exists; choose a new folder or pass --overwrite")
+    out = _checked_request(format, quantize, Path(out), overwrite)
     started = time.perf_counter()
     classifier = load_classifier(source)
     checks = check_images(
@@ -120,8 +115,7 @@ def export_model(
     reference, _ = inference_model(classifier.model, fold=False)
     deploy, fold = inference_model(classifier.model, fold=fold_bn)
     x_check = prepare_images(checks.images[:check_count], classifier.prep)
-    expected = _forward(reference, x_check)
-    fold_diff = float(np.abs(_forward(deploy, x_check) - expected).max())
+    fold_diff = float(np.abs(_forward(deploy, x_check) - _forward(reference, x_check)).max())
     if fold_diff > tolerance:
         raise ParityError(
             f"BatchNorm folding changed the outputs by {fold_diff:.3g} > {tolerance:g}"
@@ -130,18 +124,7 @@ def export_model(
         f"BatchNorm: {len(fold.folded)} folded into convolutions, {len(fold.kept)} kept "
         f"(max abs difference {fold_diff:.2e})"
     )
-
-    inside = "none"
-    graph = deploy
-    if include_preprocessing:
-        resize = format in RESIZE_INSIDE
-        inside = "resize_crop_normalize" if resize else "normalize"
-        graph = with_preprocessing(deploy, classifier.prep, resize=resize)
-        if not resize:
-            log(
-                f"{format}: normalization is inside the graph; the antialiased resize/crop is "
-                "not expressible in this runtime and stays with the caller (see model_card.json)"
-            )
+    graph, inside = _with_preprocessing(deploy, classifier, format, include_preprocessing, log)
 
     keras_format, filename, runtime = FORMATS[format]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -153,17 +136,10 @@ def export_model(
         options = {}
         if quantize == "int8":
             options = _int8_options(classifier, checks.calibration, inside)
-        # Keras' ONNX exporter refuses a model that was never called (``model._called``), as a
-        # functional model built around another one is: one call on a blank image sets it.
-        blank = [1, *(d or classifier.prep.crop_size for d in graph.input_shape[1:])]
-        graph(np.zeros(blank, graph.inputs[0].dtype), training=False)
-        if keras_format is None:
-            graph.save(artifact)
-        else:
-            with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx checks np.object
-                warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
-                graph.export(str(artifact), format=keras_format, verbose=False, **options)
-        card = _card(classifier, source, format, filename, runtime, inside, fold, quantize, checks)
+        _write_graph(graph, artifact, keras_format, options, classifier.prep.crop_size)
+        card = build_card(
+            classifier, source, format, filename, runtime, inside, fold, quantize, checks
+        )
         write_labels(stage, classifier.class_names)
         write_card(stage, card)
 
@@ -192,6 +168,48 @@ def export_model(
         shutil.rmtree(stage, ignore_errors=True)
         raise
     return ExportResult(out, out / filename, card)
+
+
+def _checked_request(format: str, quantize: str | None, out: Path, overwrite: bool) -> Path:
+    """Refuse a bad format, quantization or output folder before anything is loaded."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if quantize is not None and (quantize not in QUANTIZATIONS or format != "litert"):
+        raise ValueError(
+            f"--quantize {quantize}: only 'int8' for --format litert is supported "
+            f"(got format {format!r})"
+        )
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
+        raise FileExistsError(f"{out} exists; choose a new folder or pass --overwrite")
+    return out
+
+
+def _with_preprocessing(deploy, classifier, format: str, include: bool, log) -> tuple:
+    """(graph, what preprocessing is inside it): uint8 input when ``include``."""
+    if not include:
+        return deploy, "none"
+    resize = format in RESIZE_INSIDE
+    if not resize:
+        log(
+            f"{format}: normalization is inside the graph; the antialiased resize/crop is "
+            "not expressible in this runtime and stays with the caller (see model_card.json)"
+        )
+    graph = with_preprocessing(deploy, classifier.prep, resize=resize)
+    return graph, "resize_crop_normalize" if resize else "normalize"
+
+
+def _write_graph(graph, artifact: Path, keras_format, options: dict, crop_size: int) -> None:
+    """Save with Keras' own exporter (``model.save`` for .keras)."""
+    # Keras' ONNX exporter refuses a model that was never called (``model._called``), as a
+    # functional model built around another one is: one call on a blank image sets it.
+    blank = [1, *(d or crop_size for d in graph.input_shape[1:])]
+    graph(np.zeros(blank, graph.inputs[0].dtype), training=False)
+    if keras_format is None:
+        graph.save(artifact)
+        return
+    with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx checks np.object
+        warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
+        graph.export(str(artifact), format=keras_format, verbose=False, **options)
 
 
 def check_images(
@@ -336,93 +354,3 @@ def _int8_options(classifier: Classifier, calibration: list[np.ndarray], inside:
         "representative_dataset": representative,
         "target_spec": {"supported_ops": [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]},
     }
-
-
-def _card(
-    classifier: Classifier,
-    source,
-    format: str,
-    filename: str,
-    runtime: str,
-    inside: str,
-    fold,
-    quantize: str | None,
-    checks: CheckImages,
-) -> dict:
-    """The model card, parity figures still to come."""
-    model = classifier.model
-    prep = classifier.prep
-    config = model.get_config() if hasattr(model, "variant") else {}
-    size, channels = prep.crop_size, classifier.channels
-    shape = [None, None, None, channels] if inside == "resize_crop_normalize" else None
-    shape = shape or [None, size, size, channels]
-    caller = {
-        "none": f"resize the shorter side to {prep.resize_size} ({prep.interpolation}, "
-        f"antialiased), center-crop {size}×{size}, normalize ({prep.mode})",
-        "normalize": f"resize the shorter side to {prep.resize_size} ({prep.interpolation}, "
-        f"antialiased) and center-crop {size}×{size}; the graph normalizes",
-        "resize_crop_normalize": "nothing: the graph resizes, crops and normalizes",
-    }[inside]
-    run = classifier.run_dir
-    return {
-        "card_version": CARD_VERSION,
-        "format": format,
-        "artifact": filename,
-        "runtime": runtime,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": str(source),
-        "architecture": {
-            "name": config.get("variant", model.name),
-            "parameters": int(model.count_params()),
-            "input_shape": list(model.input_shape[1:]),
-            "trained_dtype_policy": model.dtype_policy.name,
-        },
-        "weights": _weights_origin(run),
-        "input": {
-            "name": "image",
-            "layout": "NHWC",
-            "dtype": "float32" if inside == "none" else "uint8",
-            "shape": shape,
-            "channels": "grey" if channels == 1 else "RGB" if channels == 3 else channels,
-            "preprocessing_inside": inside,
-            "caller_must": caller,
-        },
-        "output": {
-            "kind": "probabilities" if ends_in_softmax(model) else "logits",
-            "shape": [None, classifier.num_classes],
-        },
-        "preprocessing": prep.to_dict(),
-        "classes": classifier.class_names,
-        "metrics": _run_metrics(run),
-        "optimizations": {
-            "dtype": "int8 (full integer; float32 input and output)" if quantize else "float32",
-            "batchnorm_folded": len(fold.folded),
-            "batchnorm_kept": len(fold.kept),
-            "calibration_images": len(checks.calibration) if quantize else 0,
-        },
-        "versions": versions(),
-    }
-
-
-def _weights_origin(run: Path | None) -> dict:
-    """Where the weights came from, per the run's config."""
-    if run is None:
-        return {"origin": "a .keras model file (no run directory)"}
-    from resnetkit.training.config import load_config
-
-    config = load_config(RunDir(run).config)
-    data = config.data.source
-    if config.finetune.source:
-        origin = f"fine-tuned from {config.finetune.source} on {data}"
-    elif config.model.weights:
-        origin = f"trained from {config.model.weights} on {data}"
-    else:
-        origin = f"trained from scratch on {data}"
-    return {"origin": origin, "run_dir": str(run)}
-
-
-def _run_metrics(run: Path | None) -> dict:
-    """The run's test metrics from summary.json (empty without a run)."""
-    summary = RunDir(run).read_summary() if run is not None else {}
-    keys = [k for k in summary if k.startswith("test_")] + ["epochs"]
-    return {k: summary[k] for k in keys if k in summary}

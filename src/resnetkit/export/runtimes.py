@@ -7,3 +7,5 @@ the choices of ``--runtime``, and ``resnetkit --help`` imports no runtime and no
 from __future__ import annotations
 
 RUNTIMES = ("tensorflow", "onnxruntime", "litert", "keras")
+FORMATS = ("savedmodel", "onnx", "litert", "keras")  # what ``resnetkit export`` writes
+QUANTIZATIONS = ("int8",)  # LiteRT only

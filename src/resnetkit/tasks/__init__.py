@@ -16,12 +16,12 @@ Classification (``tasks/classify/``) is the first.
 
 from __future__ import annotations
 
-TASKS = ("classification",)
+TASKS = ("classification",)  # the values of the config's ``task`` key
 
 
 def get_task(config):
     """The task object for ``config`` (its ``task`` key; classification by default)."""
-    name = getattr(config, "task", "classification")
+    name = config.task
     if name == "classification":
         from resnetkit.tasks.classify.task import Classification
 

@@ -4,8 +4,8 @@ from resnetkit.training.config import Config, load_config, save_config
 
 
 def train(*args, **kwargs):
-    """See ``resnetkit.training.train.train`` (imported on first use: it loads TensorFlow)."""
-    from resnetkit.training.train import train as _train
+    """See ``resnetkit.training.engine.train`` (imported on first use: it loads TensorFlow)."""
+    from resnetkit.training.engine import train as _train
 
     return _train(*args, **kwargs)
 

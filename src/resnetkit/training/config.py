@@ -27,6 +27,7 @@ from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.names import unknown_name_error
 
 # The closed sets of the config, one Literal each (the CLI's choices are these).
+Task = Literal["classification"]  # resnetkit.tasks.TASKS
 BadImagePolicy = Literal["skip", "error"]
 ClassWeight = Literal["auto"]  # weight each class by n / (classes × count)
 Optimizer = Literal["sgd", "adamw", "lamb"]
@@ -111,6 +112,7 @@ class FinetuneConfig:
 
 @dataclass
 class Config:
+    task: Task = "classification"  # which tasks/ package the engine runs
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     augment: Augment = field(default_factory=Augment)

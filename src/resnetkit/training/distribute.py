@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import os
+from typing import get_args
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "one", "mirrored", "multiworker")
+from resnetkit.training.config import Strategy
+
+STRATEGIES = get_args(Strategy)
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -204,35 +204,9 @@ def _plan(c: Config, inputs) -> list[Phase]:
 def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> RunState:
     """Restore the last checkpoint (on resume), then fit every phase left."""
     ft = c.finetune if c.finetune.source else None
-    train_split = inputs.source.splits["train"]
     batch = c.data.batch_size
-    steps = len(train_split) // batch
-    scale = lr_scale(model, ft.lr_decay, ft.head_lr_mult) if ft else None
-
-    def enter(phase: Phase) -> None:
-        """Set the phase's trainable layers and compile with a fresh optimizer."""
-        schedule = c.schedule
-        if ft:
-            set_trainable(model, phase.trainable, ft.bn_policy)
-            warmup = min(schedule.warmup_epochs, phase.epochs / 2)
-            schedule = replace(schedule, epochs=phase.epochs, warmup_epochs=warmup)
-        with s.strategy.scope():
-            optimizer = make_optimizer(
-                c.optim,
-                schedule,
-                batch_size=batch,
-                steps_per_epoch=steps,
-                variables=model.trainable_variables,
-                lr_scale=scale,
-            )
-            model.compile(
-                optimizer=optimizer,
-                loss=task.loss(),
-                metrics=task.metrics(),
-                jit_compile=c.run.jit_compile,
-            )
-        unscoped_build(model, s.strategy)  # fit() and evaluate() run inside the scope below
-
+    steps = len(inputs.source.splits["train"]) // batch
+    enter = _phase_compiler(s, c, task, model, steps)
     checkpoints = Checkpoints(s.out.checkpoints, keep=c.run.keep_checkpoints)
     state, latest = RunState(), None
     if s.resume:
@@ -244,7 +218,6 @@ def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> Run
     if latest is not None:
         Checkpoints.restore(model, latest)
         print(f"resumed from {latest}", file=s.stream)
-
     val = inputs.source.splits.get("val")
     streams = Streams(
         train=lambda first, epochs, skip: task.train_stream(
@@ -267,9 +240,8 @@ def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> Run
             patience=patience,
             patience_from=phases[-1].first,
         )
-        epochs = c.schedule.epochs
         guard = NanGuard(steps, c.run.precision)
-        progress = Progress(epochs, steps, batch, s.stream)
+        progress = Progress(c.schedule.epochs, steps, batch, s.stream)
         positioned = [guard, progress, recorder]  # they need the step offset of a resume
         callbacks = [
             *([keras.callbacks.SwapEMAWeights()] if c.optim.ema_decay is not None else []),
@@ -277,17 +249,8 @@ def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> Run
             *positioned,
             keras.callbacks.TensorBoard(str(s.out.tensorboard), write_graph=False, profile_batch=0),
         ]
-        fit_phases(
-            model,
-            phases,
-            streams,
-            state=state,
-            enter=enter,
-            recorder=recorder,
-            callbacks=callbacks,
-            positioned=positioned,
-            checkpoints=checkpoints,
-        )
+        fit_phases(model, phases, streams, state=state, enter=enter, recorder=recorder,
+                   callbacks=callbacks, positioned=positioned, checkpoints=checkpoints)  # fmt: skip
         if patience is not None and checkpoints.best() is not None:
             restore_network(model, checkpoints.best())
             print(
@@ -296,6 +259,38 @@ def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> Run
                 file=s.stream,
             )
     return state
+
+
+def _phase_compiler(s: Session, c: Config, task, model, steps: int):
+    """``enter(phase)``: set the phase's trainable layers and compile with a fresh optimizer
+    (fine-tuning: layer-wise rates, the phase's own schedule)."""
+    ft = c.finetune if c.finetune.source else None
+    scale = lr_scale(model, ft.lr_decay, ft.head_lr_mult) if ft else None
+
+    def enter(phase: Phase) -> None:
+        schedule = c.schedule
+        if ft:
+            set_trainable(model, phase.trainable, ft.bn_policy)
+            warmup = min(schedule.warmup_epochs, phase.epochs / 2)
+            schedule = replace(schedule, epochs=phase.epochs, warmup_epochs=warmup)
+        with s.strategy.scope():
+            optimizer = make_optimizer(
+                c.optim,
+                schedule,
+                batch_size=c.data.batch_size,
+                steps_per_epoch=steps,
+                variables=model.trainable_variables,
+                lr_scale=scale,
+            )
+            model.compile(
+                optimizer=optimizer,
+                loss=task.loss(),
+                metrics=task.metrics(),
+                jit_compile=c.run.jit_compile,
+            )
+        unscoped_build(model, s.strategy)  # fit() and evaluate() run inside the scope below
+
+    return enter
 
 
 def _finish(s: Session, c: Config, task, inputs, model, state: RunState, bad: list) -> dict:

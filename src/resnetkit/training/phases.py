@@ -15,11 +15,14 @@ model's own feature map (``ResNet.feature_info``), so this holds for every layou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import keras
 
-STRATEGIES = ("linear", "full", "two-stage", "gradual")
-BN_POLICIES = ("frozen", "train")
+from resnetkit.training.config import BnPolicy, FinetuneStrategy
+
+STRATEGIES = get_args(FinetuneStrategy)
+BN_POLICIES = get_args(BnPolicy)
 
 
 @dataclass(frozen=True)

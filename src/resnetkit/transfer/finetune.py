@@ -19,6 +19,7 @@ import numpy as np
 
 from resnetkit.preprocessing import Preprocessing
 from resnetkit.rundir import RunDir
+from resnetkit.weights.load import check_registry_name, file_format
 from resnetkit.weights.specs import REGISTRY
 
 # Fine-tuning's own defaults, under any config file: a pretrained backbone wants a lower
@@ -71,12 +72,9 @@ def resolve_source(source: str, arch: str) -> Source:
     if path.is_dir():
         return _run_source(path)
     if not path.is_file():
-        from resnetkit.weights.specs import get_weight_spec
-
-        if len(path.parts) == 1 and not path.suffix:
-            get_weight_spec(source)  # a mistyped registry name: the error lists the names
+        check_registry_name(source)
         raise FileNotFoundError(f"finetune.source {source!r}: no such file or run directory")
-    fmt = "keras_h5" if path.suffix.lower() in (".h5", ".hdf5") else "torch"
+    fmt = file_format(path)
     # The preprocessing of the registry's weights for this architecture and file format.
     prep = next(
         (s.preprocessing for s in REGISTRY.values() if s.arch == arch and s.format == fmt),
@@ -117,7 +115,7 @@ def finetune(config=None, run_dir=None, *, resume: bool = False, stream=None) ->
     summary) is the training engine's, with the source as its ``start``.
     """
     from resnetkit.training.config import load_config
-    from resnetkit.training.train import train
+    from resnetkit.training.engine import train
 
     if resume:
         if run_dir is None:

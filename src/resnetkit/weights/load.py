@@ -55,11 +55,23 @@ def resolve(source: str | Path, model) -> tuple[Path, str, WeightSpec | None]:
         return fetch_file(spec.file_for(include_top=wants_head)), spec.format, spec
     path = Path(source)
     if not path.exists():
-        if path.suffix.lower() not in WEIGHT_FILE_SUFFIXES and len(path.parts) == 1:
-            get_weight_spec(str(source))  # not a file name: a mistyped registry name
+        check_registry_name(source)
         raise FileNotFoundError(f"weights file not found: {path}")
-    fmt = "keras_h5" if path.suffix.lower() in (".h5", ".hdf5") else "torch"
-    return path, fmt, None
+    return path, file_format(path), None
+
+
+def file_format(path: Path) -> str:
+    """``keras_h5`` for Keras' .h5 files, ``torch`` for state dicts (.pth, .safetensors, ...)."""
+    return "keras_h5" if Path(path).suffix.lower() in (".h5", ".hdf5") else "torch"
+
+
+def check_registry_name(source: str | Path) -> None:
+    """A missing ``source`` that does not look like a file name (no weights suffix, no
+    folder) is a mistyped registry name: raise the registry's error, which lists the
+    nearest names. Anything else returns, for the caller's file-not-found error."""
+    path = Path(source)
+    if path.suffix.lower() not in WEIGHT_FILE_SUFFIXES and len(path.parts) == 1:
+        get_weight_spec(str(source))
 
 
 def load_weights(model, source: str | Path, *, new_head: bool = False) -> LoadReport:

@@ -1,0 +1,3 @@
+"""The explanation methods by name (TF-free: the CLI offers them as ``--method`` choices)."""
+
+METHODS = ("gradcam", "gradcam++")
