@@ -75,3 +75,23 @@ def test_the_speed_benchmark_regenerates_through_the_same_generator():
     source = (tables.HERE / "speed.py").read_text()
     assert "tables.update()" in source
     assert "speed-table:start" not in "".join(p.read_text() for p in DOCS)
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[str(p.relative_to(tables.ROOT)) for p in DOCS])
+def test_every_link_of_the_docs_resolves(path):
+    for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
+        if re.match(r"[a-z]+://", target):
+            continue
+        assert "shared/" not in target, f"{path.name}: the docs must stand alone ({target})"
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        assert linked.exists(), f"{path.name}: broken link {target}"
+        assert tables.ROOT in linked.parents or linked == tables.ROOT, f"{target} leaves the repo"
+        if anchor and linked.suffix == ".md":
+            assert anchor in _anchors(linked), f"{path.name}: no heading for {target}"
