@@ -40,8 +40,8 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 # Two pytest workers (pytest-xdist), each test file on one worker so that module fixtures are
-# built once: 11.4 min instead of 17.9 on the 2-core AVX2 machine (6.7 min on the AMX one).
-# `make test PYTEST_WORKERS=0` runs in one process.
+# built once (docs/README.md has the measured times). `make test PYTEST_WORKERS=0` runs in
+# one process.
 PYTEST_WORKERS ?= 2
 test: lint data-deps
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
@@ -63,12 +63,13 @@ test-browser: $(VENV)/.installed-browser data-deps
 	fi
 	$(BIN)/python -m pytest -m browser -q tests/test_report_browser.py
 
-# Load tier: `resnetkit serve` under 2,000 requests from 16 clients, batching on and off
-# (about 2 minutes); writes benchmarks/results/serve_load.json.
+# Load tier: `resnetkit serve` under 2,000 requests from 16 clients, batching on and off;
+# writes benchmarks/results/serve_load.json.
 test-load: $(VENV)/.installed-dev data-deps
 	$(BIN)/python -m pytest -m load -s -q tests/test_serve_load.py
 
-# Heavier tier: compares with torchvision and timm (installs PyTorch, ~5.5 GB, in its own venv).
+# Heavier tier: compares with torchvision and timm (installs PyTorch, several GB, in its own
+# venv).
 $(INTEROP_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(INTEROP_VENV)
 	$(INTEROP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[interop]'
@@ -80,8 +81,8 @@ test-interop: $(INTEROP_VENV)/.installed
 bench-pipeline: $(INTEROP_VENV)/.installed data-deps
 	$(INTEROP_VENV)/bin/python benchmarks/pipeline.py
 
-# Speed against keras.applications and PyTorch eager (about 25 minutes on 2 cores); writes
-# benchmarks/results/speed-<isa>.json and the README's speed table.
+# Speed against keras.applications and PyTorch eager; writes benchmarks/results/speed-<isa>.json
+# and the speed table of docs/speed.md.
 $(INTEROP_VENV)/.installed-bench: pyproject.toml | $(INTEROP_VENV)/.installed
 	$(INTEROP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[interop,export]'
 	touch $@

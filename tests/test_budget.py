@@ -69,7 +69,7 @@ def test_importing_resnetkit_first_turns_onednn_on_unless_the_user_chose(user_se
         env["TF_ENABLE_ONEDNN_OPTS"] = user_setting
     code = (
         "import resnetkit, tensorflow\n"
-        "from resnetkit.training.hardware import onednn_enabled\n"
+        "from resnetkit.versions import onednn_enabled\n"
         "print(onednn_enabled())"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

@@ -132,9 +132,10 @@ def test_a_folder_of_small_grey_pngs_trains_at_the_models_own_size(tmp_path, cap
 def test_an_imagenet_model_on_tiny_images_is_not_blown_up_to_224(tmp_path):
     from resnetkit.tasks.classify.inputs import model_size
 
-    assert model_size("resnet50", 28)[0] == 56  # twice the images, not 224
-    assert model_size("resnet50", 300)[0] == 224
+    assert model_size("resnet50", 28)[0] == 32  # the images' own size, raised to the minimum
+    assert model_size("resnet50", 150)[0] == 224  # at least half the default: the default
     assert model_size("resnet20", 28)[0] == 32
+    assert model_size("resnet_tiny", 8)[0] == 8  # scikit-learn's digits stay 8×8
     assert model_size("resnet_tiny", 3)[0] == 8  # never under the model's minimum
 
 
@@ -154,7 +155,7 @@ def test_load_model_after_a_bare_import_in_a_fresh_process(digits_run):
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["ResNet", "(None,", "10)", "16", "True"]
+    assert out.stdout.split() == ["ResNet", "(None,", "10)", "8", "True"]
     plain = "import keras\nkeras.saving.load_model(" + repr(str(model)) + ")\n"
     out = subprocess.run(
         [sys.executable, "-c", plain], capture_output=True, text=True, env=env, timeout=120

@@ -139,7 +139,8 @@ def test_evaluate_maps_a_subset_of_classes_by_name_and_names_unknown_ones(
     argv = ["evaluate", str(digits_run), "--data", str(subset), "--out", str(tmp_path / "s")]
     assert main(argv) == 0
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())
-    assert m["classes"]["7"]["support"] == 36 and m["classes"]["2"]["support"] == 35
+    for digit in ("7", "2"):  # each class's support: the files copied for it
+        assert m["classes"][digit]["support"] == len(list((subset / digit).iterdir())) > 0
     assert m["classes"]["0"]["support"] == 0  # scored in the model's 10 classes
     (subset / "cat").mkdir()
     Image.new("L", (8, 8)).save(subset / "cat" / "x.png")

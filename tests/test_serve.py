@@ -110,6 +110,7 @@ def test_bad_requests_get_4xx_with_a_reason(served, digits):
         status, out = request(served, method, path, body, headers)
         assert (status, reason in out["error"]) == (want_status, True), (path, out)
         assert out["status"] == status
+        assert "object at 0x" not in out["error"]  # no Python repr reaches the client
     # Still serving, and every refusal was counted.
     status, health = request(served, "GET", "/health")
     assert status == 200 and health["responses"].get("500") is None

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from helpers import fill_weights, images, write_keras_h5
 
-from resnetkit.models import create_model
+from resnetkit.weights import create_model
 from resnetkit.weights.keras_apps import read_keras_h5
 
 # The 101- and 152-layer cases repeat the 50-layer ones at 2-3× the time: `make test-slow`.

@@ -14,6 +14,7 @@ Pillow converts EXIF orientation, palette, CMYK, 16-bit and alpha images consist
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -162,7 +163,10 @@ def decode_image(
     except BadImageError:
         raise
     except Exception as e:  # Pillow raises many types for damaged files; all mean "bad file"
-        raise BadImageError(f"cannot decode ({type(e).__name__}: {str(e)[:80]})") from e
+        # Pillow names an in-memory file by its repr ("<_io.BytesIO object at 0x...>"),
+        # which means nothing to the sender of an upload.
+        reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "the data", str(e))
+        raise BadImageError(f"cannot decode ({type(e).__name__}: {reason[:80]})") from e
 
 
 def full_check(path: str, max_pixels: int, data: bytes | None = None) -> str | None:

@@ -227,7 +227,8 @@ def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
         import keras
         import tensorflow as tf
 
-        import resnetkit.export.graph  # noqa: F401  (registers ImagePreprocessing)
+        import resnetkit.export.graph
+        import resnetkit.models  # noqa: F401  (registers resnetkit's layers)
 
         model = keras.saving.load_model(artifact, compile=False)
         forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)

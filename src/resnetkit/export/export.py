@@ -224,6 +224,7 @@ def check_images(
             "(a folder, a .csv manifest or a data set name) for the parity check"
         )
     source = run_data(classifier.run_dir, data)
+    data = data or source.name
     name = next((s for s in ("val", "test") if len(source.splits.get(s, ()))), None)
     if name is None:
         raise ValueError(f"{data}: no validation or test images for the parity check")

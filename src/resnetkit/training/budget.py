@@ -43,8 +43,8 @@ def measure_rate(
     min_seconds: float = 3.0,
 ) -> float:
     """Training images per second of a compiled ``model`` on ``ds``: after ``warmup`` steps
-    (which include tracing), at least ``timed`` steps and ``min_seconds`` of them. Eight
-    steps of resnet8_fast take 0.2 s, too short a sample on a shared machine."""
+    (which include tracing), at least ``timed`` steps and ``min_seconds`` of them: a few
+    steps of a small network are too short a sample on a shared machine."""
     it = iter(ds.repeat())
     for _ in range(warmup):
         model.train_on_batch(*next(it))

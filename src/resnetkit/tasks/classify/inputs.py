@@ -3,9 +3,10 @@ normalization, printed at the start of a run and recorded in its summary.
 
 - Pretrained weights keep the preprocessing they were trained with (size, mean/std).
 - Otherwise the size is the model's own default input size (resnet20: 32, resnet8_fast: 28,
-  resnet50: 224) but at most twice the images' shorter side (a 28-px image at 224 costs 64×
-  the compute and adds no detail), the channels are the data's (grey images stay one
-  channel), and mean/std are measured on a sample of the training images.
+  resnet50: 224) when the images are at least half that size; smaller images keep their own
+  size (a 28-px image at 224 costs 64× the compute and adds no detail). The channels are the
+  data's (grey images stay one channel), and mean/std are measured on a sample of the
+  training images.
 - ``model.input_size`` overrides the size and channels in every case.
 """
 
@@ -106,14 +107,17 @@ def resolve_inputs(config, start: Start | None = None, registry: dict | None = N
 
 
 def model_size(arch: str, data_side: int | None) -> tuple[int, str]:
-    """(size, why): the model's default input size, but at most twice the data's shorter
-    side (upsampling further adds compute, not detail) and at least the model's minimum."""
+    """(size, why): the model's default input size when the images' shorter side is at
+    least half of it (a mild resize to the size the network was designed for); smaller
+    images keep their own size (blowing them up adds compute, not detail), never below the
+    model's minimum input size."""
     variant = get_variant(arch)
     size = variant.input_size
     why = f"{arch}'s default input size {size}"
     if data_side is not None and 2 * data_side < size:
-        size = max(variant.min_input_size, 2 * data_side)
-        why += f", cut to {size}: twice the images' {data_side} px"
+        size = max(variant.min_input_size, data_side)
+        why = f"the images' own {data_side} px ({arch}'s default {variant.input_size} is over "
+        why += f"twice that; its minimum is {size})" if size != data_side else "twice that)"
     return size, why
 
 

@@ -21,6 +21,7 @@ import tensorflow as tf
 from resnetkit.data.checks import BadImage, BadImageError, decode_image
 from resnetkit.data.prepare import prepare_images
 from resnetkit.data.sources import MAX_PIXELS, load_class_map
+from resnetkit.models import load_model
 from resnetkit.preprocessing import Preprocessing
 from resnetkit.rundir import RunDir
 from resnetkit.tasks.classify.predict import ends_in_softmax, probabilities
@@ -100,19 +101,9 @@ class Classifier:
 def load_classifier(path: str | Path) -> Classifier:
     """A run directory or a ``.keras`` model file → ``Classifier``."""
     path = Path(path)
-    run_dir = None
-    if path.is_dir():
-        run_dir, model_file = path, RunDir(path).require_model()
-    elif path.is_file():
-        if path.suffix != ".keras":
-            raise ValueError(f"{path}: expected a run directory or a .keras model file")
-        model_file = path
-    else:
-        raise FileNotFoundError(f"model not found: {path} (a run directory or a .keras file)")
-    try:
-        model = keras.saving.load_model(model_file, safe_mode=True, compile=False)
-    except Exception as e:  # Keras raises many kinds; name the file at fault
-        raise ValueError(f"{model_file}: cannot be loaded as a Keras model: {e}") from e
+    run_dir = path if path.is_dir() else None
+    model = load_model(path)  # errors name the file at fault
+    model_file = RunDir(path).model if run_dir is not None else path
     num_classes = int(model.output_shape[-1])
     class_map = RunDir(model_file.parent).class_map  # beside the model, in or out of a run
     names = _class_names(class_map, num_classes)
