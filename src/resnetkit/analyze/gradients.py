@@ -107,14 +107,7 @@ def run_gradients(
     from resnetkit.training.config import Config, DataConfig
     from resnetkit.versions import versions
 
-    if not models:
-        raise ValueError("--models: name at least one model")
-    for name in models:
-        get_variant(name)  # unknown names fail now, with suggestions
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0; got {steps}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive; got {batch_size}")
+    _check(models, steps, batch_size)
     config = Config(data=DataConfig(source=data, val_fraction=0.0))
     config = replace(config, run=replace(config.run, seed=seed))
     inputs = resolve_inputs(config)
@@ -175,6 +168,18 @@ def run_gradients(
         (out / GRADIENTS_JSON).write_text(json.dumps(result, indent=1))
         gradient_chart(result, out / GRADIENTS_PNG)
     return result
+
+
+def _check(models: list[str], steps: int, batch_size: int) -> None:
+    """Refuse bad arguments before any data is loaded or model built."""
+    if not models:
+        raise ValueError("--models: name at least one model")
+    for name in models:
+        get_variant(name)  # unknown names fail now, with suggestions
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0; got {steps}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive; got {batch_size}")
 
 
 def _measure(model, probe: tuple, stream, steps: int, lr: float) -> dict:

@@ -165,7 +165,7 @@ def _weights_origin(run: Path | None) -> dict:
 
 
 def _run_metrics(run: Path | None) -> dict:
-    """The run's test metrics from summary.json (empty without a run)."""
+    """The run's test metrics from its summary (empty without a run)."""
     summary = RunDir(run).read_summary() if run is not None else {}
     keys = [k for k in summary if k.startswith("test_")] + ["epochs"]
     return {k: summary[k] for k in keys if k in summary}

@@ -44,7 +44,7 @@ def create_model(name: str, **options) -> ResNet:
 
 
 def load_model(path: str | Path) -> keras.Model:
-    """A resnetkit model from a ``.keras`` file or a run directory (its ``model.keras``),
+    """A resnetkit model from a ``.keras`` file or a run directory (its saved model),
     loaded in Keras' safe mode (no code in the file is run) and uncompiled.
 
     Importing this module registers resnetkit's layers with Keras, which a plain

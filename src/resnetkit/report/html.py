@@ -1,8 +1,8 @@
-"""``report.html``: one self-contained page per run (every image embedded as a data URI).
+"""A run's report: one self-contained page (every image embedded as a data URI).
 
-It is assembled from what the run directory already holds — ``config.yaml``,
-``summary.json``, ``metrics.jsonl``, ``curves.png``, ``bad_images.csv`` and the evaluation
-folder written at the end of training (``evaluation/test`` or ``evaluation/val``) — plus
+It is assembled from what the run directory already holds (``RunDir``: the config, summary,
+per-epoch metrics and curves, the bad-image list and the evaluation folder written at the
+end of training, ``evaluation/test`` or ``evaluation/val``), plus
 Grad-CAM overlays computed now for the evaluation's sample images. Nothing is fetched
 from the network when the page is opened, so it can be mailed or archived as one file.
 """

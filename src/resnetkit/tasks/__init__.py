@@ -7,7 +7,7 @@ A task is a class constructed with the run's config that provides (see ``docs/ar
   ``eval_stream`` (tf.data batches in the loss's target form), ``class_weight``;
 - the network: ``build_model(inputs, arch, weights=True)``; ``loss()``, ``metrics()`` and
   the ``monitor`` metric (higher is better) for the best checkpoint and early stopping;
-- after training: ``test_metrics`` (``test_*`` figures of summary.json), ``describe_test``
+- after training: ``test_metrics`` (the summary's ``test_*`` figures), ``describe_test``
   (the line printed), ``evaluate`` (``evaluation/SPLIT/``), ``data_summary``; its
   ``bad_log`` collects files that only decoding found damaged.
 

@@ -5,9 +5,9 @@ different speed (the same 2-core machine kind comes with and without native bflo
 Before training, a throwaway copy of the network runs a few steps on
 real batches; from the measured rate the run's ``schedule.epochs`` (and warm-up, in
 proportion) is cut to what fits, leaving time for the final evaluation. The result is
-written into the run's ``config.yaml``, so that a resume or a rerun from it trains the
-same schedule without measuring again: the schedule stays a function of the step, and
-exact resume is kept.
+written into the run's saved config (``RunDir.config``), so that a resume or a rerun from
+it trains the same schedule without measuring again: the schedule stays a function of the
+step, and exact resume is kept.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def fit_to_budget(config, task, inputs, started: float, stream) -> object:
     ``schedule.epochs`` (warm-up in proportion) cut to what fits.
 
     The returned config keeps the resolved schedule, not the budget: a resume or rerun from
-    its config.yaml trains exactly these epochs.
+    its saved config trains exactly these epochs.
     """
     c, s = config, config.schedule
     if s.budget_minutes <= 0:

@@ -1,7 +1,7 @@
 """The one typed training config: dataclasses, read from YAML, changed by ``key=value``.
 
     config = load_config("configs/fashion_mnist_fast.yaml", overrides=["optim.lr=0.05"])
-    save_config(config, run_dir / "config.yaml")   # the resolved config; reloading reproduces it
+    save_config(config, RunDir(path).config)   # the resolved config; reloading reproduces it
 
 Every key is checked: an unknown key is an error that names it (and the closest valid keys),
 and a value of the wrong type is an error that names the key, the expected type and the value.
@@ -88,7 +88,7 @@ class ScheduleConfig:
 class RunConfig:
     seed: int = 0
     deterministic: bool = False
-    precision: Precision = "float32"  # a run's config.yaml records what "auto" chose
+    precision: Precision = "float32"  # a run's saved config records what "auto" chose
     strategy: Strategy = "auto"
     keep_checkpoints: int = 3
     tta: bool = False  # final test metrics with horizontal-flip test-time augmentation

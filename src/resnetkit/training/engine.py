@@ -134,7 +134,7 @@ def _resolve_config(config: Config | None, run_dir, resume: bool) -> tuple[Confi
     else:
         config = config or Config()
         run = RunDir(run_dir if run_dir is not None else default_run_dir(config))
-        precision = resolve_precision(config.run.precision)  # config.yaml records the choice
+        precision = resolve_precision(config.run.precision)  # the saved config records the choice
         config = replace(config, run=replace(config.run, precision=precision))
     _check_config(config)
     return config, run
@@ -294,7 +294,7 @@ def _phase_compiler(s: Session, c: Config, task, model, steps: int):
 
 
 def _finish(s: Session, c: Config, task, inputs, model, state: RunState, bad: list) -> dict:
-    """Test figures, model.keras and summary.json; then the evaluation and report."""
+    """Test figures, the saved model and the summary; then the evaluation and report."""
     test = task.test_metrics(model, inputs, c.data.batch_size)
     history = state.history
     late = [b for b in task.bad_log.items if b.path not in {x.path for x in bad}]

@@ -2,7 +2,7 @@
 
 Mixed bfloat16 is a gain on CPUs with AVX512_BF16 or AMX and a large loss on CPUs without
 them, where oneDNN emulates it (benchmarks/results/speed-*.json hold the measurements per
-machine kind). Recipes therefore say ``run.precision: auto``, and a run's ``config.yaml``
+machine kind). Recipes therefore say ``run.precision: auto``, and a run's saved config
 records what it chose.
 """
 

@@ -51,7 +51,7 @@ class Inputs:
         return self.input_shape[-1]
 
     def record(self) -> dict:
-        """What ``summary.json`` keeps of the decision."""
+        """What the run's summary keeps of the decision."""
         return {
             "input_shape": list(self.input_shape),
             "preprocessing": self.prep.to_dict(),

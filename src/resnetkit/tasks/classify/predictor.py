@@ -1,8 +1,8 @@
 """A trained classifier ready to use: its network, class names and preprocessing.
 
 ``evaluate``, ``predict``, ``explain`` and ``report`` all start from ``load_classifier``,
-which accepts a run directory (``model.keras`` + ``class_map.json``) or a ``.keras`` file
-(class names from a ``class_map.json`` beside it; ImageNet names for a 1000-class model;
+which accepts a run directory (its model and class map, see ``RunDir``) or a ``.keras``
+file (class names from a class map beside it; ImageNet names for a 1000-class model;
 otherwise ``class_0``, ``class_1``, ...). Images are prepared exactly as evaluation data
 is in training: decoded by the same Pillow code, resized and center-cropped per the
 model's own preprocessing, normalized.

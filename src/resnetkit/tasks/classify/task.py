@@ -151,7 +151,7 @@ class Classification:
         return None if name is None else (name, splits[name])
 
     def test_metrics(self, model: keras.Model, inputs: Inputs, batch_size: int) -> dict:
-        """``test_*`` figures for summary.json (flip TTA with ``run.tta``)."""
+        """The summary's ``test_*`` figures (flip TTA with ``run.tta``)."""
         split = inputs.source.splits.get("test")
         if split is None or not len(split):
             return {}
