@@ -20,6 +20,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from resnetkit.analyze.defaults import (
+    DEFAULT_DATA,
+    DEFAULT_LR,
+    DEFAULT_SEED,
+    GRADIENT_BATCH_SIZE,
+    GRADIENT_STEPS,
+)
 from resnetkit.data.augment import Augment
 from resnetkit.data.pipeline import build_dataset
 from resnetkit.models import create_model, get_variant
@@ -87,11 +94,11 @@ def _weight_norms(variables: list) -> list[float]:
 def run_gradients(
     models: list[str],
     *,
-    data: str = "fashion-mnist",
-    steps: int = 100,
-    batch_size: int = 128,
-    lr: float = 0.1,
-    seed: int = 0,
+    data: str = DEFAULT_DATA,
+    steps: int = GRADIENT_STEPS,
+    batch_size: int = GRADIENT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = DEFAULT_SEED,
     out: str | Path | None = None,
 ) -> dict:
     """Gradient norms of every kernel of each model at initialization and after ``steps``

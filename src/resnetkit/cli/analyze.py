@@ -20,12 +20,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "each model at initialization and after --steps SGD steps, on one log-scale chart "
         "(gradients.png) with the numbers in gradients.json.",
     )
-    p.add_argument("--models", default="plain56,resnet56", help="comma-separated model names")
-    p.add_argument("--data", default="fashion-mnist", help="data set name, folder or manifest")
-    p.add_argument("--steps", type=int, default=100, help="training steps before the 2nd look")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=0.1, help="SGD rate for a batch of 128")
-    p.add_argument("--seed", type=int, default=0)
+    d = defaults
+    p.add_argument("--models", default=",".join(d.GRADIENT_MODELS), help="comma-separated names")
+    p.add_argument("--data", default=d.DEFAULT_DATA, help="data set name, folder or manifest")
+    p.add_argument(
+        "--steps", type=int, default=d.GRADIENT_STEPS, help="training steps before the 2nd look"
+    )
+    p.add_argument("--batch-size", type=int, default=d.GRADIENT_BATCH_SIZE)
+    p.add_argument("--lr", type=float, default=d.DEFAULT_LR, help="SGD rate for a batch of 128")
+    p.add_argument("--seed", type=int, default=d.DEFAULT_SEED)
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
     p.set_defaults(func=run_gradients)
     _add_degradation_parser(asub)

@@ -1,6 +1,7 @@
 """Tasks: what one kind of problem adds to the task-free run engine (``training/``).
 
-A task is a class constructed with the run's config that provides (see ``docs/architecture.md``):
+A task is a class constructed with the run's config that provides (``tasks/base.py`` ``Task``;
+``docs/architecture.md``):
 
 - data: ``load_inputs(start)`` (the data source and the input decision), ``write_targets``
   (what the run directory needs to read outputs: the class map), ``train_stream`` /
@@ -16,10 +17,15 @@ Classification (``tasks/classify/``) is the first.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # base.py imports Keras; the registry of names does not need it
+    from resnetkit.tasks.base import Task
+
 TASKS = ("classification",)  # the values of the config's ``task`` key
 
 
-def get_task(config):
+def get_task(config) -> Task:
     """The task object for ``config`` (its ``task`` key; classification by default)."""
     name = config.task
     if name == "classification":

@@ -20,6 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from resnetkit.tasks.base import Task
+
 # Share of the budget held back for noise: fit() runs somewhat slower than the probe's bare
 # steps on a shared machine, even though the probe computes the run's metrics too.
 SAFETY = 0.08
@@ -76,7 +78,7 @@ def plan(
     return BudgetPlan(epochs, rate, epoch, reserved)
 
 
-def fit_to_budget(config, task, inputs, started: float, stream) -> object:
+def fit_to_budget(config, task: Task, inputs, started: float, stream):
     """``schedule.budget_minutes``: measure a throwaway copy of the network on real batches
     (built by the run's own ``task``, as the run will build it) and return ``config`` with
     ``schedule.epochs`` (warm-up in proportion) cut to what fits.
@@ -97,7 +99,7 @@ def fit_to_budget(config, task, inputs, started: float, stream) -> object:
     )
     take = min(11, len(train) // batch)
     sample = train.subset(np.arange(min(len(train), take * batch)))
-    rate = measure_rate(probe, task.ready(task.train_batches(inputs, batch, images=sample)), batch)
+    rate = measure_rate(probe, task.train_stream(inputs, batch, images=sample), batch)
     del probe
     keras.utils.set_random_seed(c.run.seed)  # the real model starts as without the probe
     sizes = {k: len(v) for k, v in inputs.source.splits.items()}

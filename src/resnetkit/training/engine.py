@@ -32,6 +32,7 @@ from resnetkit.data.checks import apply_bad_image_policy, scan_images
 from resnetkit.files import atomic_path, write_atomic
 from resnetkit.rundir import RunDir
 from resnetkit.tasks import get_task
+from resnetkit.tasks.base import Task
 from resnetkit.training import budget
 from resnetkit.training.callbacks import NanGuard, Progress, RunRecorder, StopSignals
 from resnetkit.training.checkpoint import Checkpoints, restore_network
@@ -201,7 +202,7 @@ def _plan(c: Config, inputs) -> list[Phase]:
     return plan_phases(ft, epochs, names)
 
 
-def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> RunState:
+def _fit(s: Session, c: Config, task: Task, inputs, model, phases: list[Phase]) -> RunState:
     """Restore the last checkpoint (on resume), then fit every phase left."""
     ft = c.finetune if c.finetune.source else None
     batch = c.data.batch_size
@@ -261,7 +262,7 @@ def _fit(s: Session, c: Config, task, inputs, model, phases: list[Phase]) -> Run
     return state
 
 
-def _phase_compiler(s: Session, c: Config, task, model, steps: int):
+def _phase_compiler(s: Session, c: Config, task: Task, model, steps: int):
     """``enter(phase)``: set the phase's trainable layers and compile with a fresh optimizer
     (fine-tuning: layer-wise rates, the phase's own schedule)."""
     ft = c.finetune if c.finetune.source else None
@@ -293,7 +294,7 @@ def _phase_compiler(s: Session, c: Config, task, model, steps: int):
     return enter
 
 
-def _finish(s: Session, c: Config, task, inputs, model, state: RunState, bad: list) -> dict:
+def _finish(s: Session, c: Config, task: Task, inputs, model, state: RunState, bad: list) -> dict:
     """Test figures, the saved model and the summary; then the evaluation and report."""
     test = task.test_metrics(model, inputs, c.data.batch_size)
     history = state.history
@@ -334,7 +335,7 @@ def _finish(s: Session, c: Config, task, inputs, model, state: RunState, bad: li
     return summary
 
 
-def _evaluate_and_report(s: Session, task, inputs, model, batch_size: int) -> None:
+def _evaluate_and_report(s: Session, task: Task, inputs, model, batch_size: int) -> None:
     """evaluation/SPLIT/ (the task's) and report.html.
 
     Both are derived from the saved run: a failure here is reported, not fatal, and

@@ -44,16 +44,19 @@ class Classification:
         save_class_map(run.class_map, inputs.source.class_names)
 
     def train_stream(
-        self, inputs: Inputs, batch_size: int, *, first_epoch: int = 0, epochs: int = 1, skip=0
+        self,
+        inputs: Inputs,
+        batch_size: int,
+        *,
+        first_epoch: int = 0,
+        epochs: int = 1,
+        skip: int = 0,
+        images: ImageSet | None = None,
     ) -> tf.data.Dataset:
-        """The training split as a stream of shuffled, augmented batches (see build_dataset)."""
-        return self.ready(self.train_batches(inputs, batch_size, first_epoch, epochs, skip))
-
-    def train_batches(
-        self, inputs: Inputs, batch_size: int, first_epoch=0, epochs=1, skip=0, images=None
-    ) -> tf.data.Dataset:
+        """The training split (or ``images`` of it, cached in memory: the budget probe's
+        sample) as a stream of shuffled, augmented batches (see build_dataset)."""
         c = self.config
-        return build_dataset(
+        ds = build_dataset(
             inputs.source.splits["train"] if images is None else images,
             inputs.prep,
             channels=inputs.channels,
@@ -70,6 +73,7 @@ class Classification:
             first_epoch=first_epoch,
             skip_batches=skip,
         )
+        return self.ready(ds)
 
     def eval_stream(self, inputs: Inputs, split: ImageSet, batch_size: int) -> tf.data.Dataset:
         """One pass over ``split`` in order, as validation and testing see it."""
