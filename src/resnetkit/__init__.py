@@ -6,9 +6,9 @@ The public names are loaded on first use, so that ``import resnetkit`` (and
 
 from __future__ import annotations
 
-import importlib
 import os
-from typing import Any
+
+from resnetkit.lazy import lazy_exports
 
 # Keras 3 picks its backend at import time; resnetkit runs on TensorFlow unless told otherwise.
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -33,8 +33,4 @@ _PUBLIC = {
 
 __all__ = ["__version__", *_PUBLIC]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'resnetkit' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -7,8 +7,7 @@ be imported without TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from resnetkit.lazy import lazy_exports
 
 _PUBLIC = {
     "TestError": "resnetkit.analyze.degradation",
@@ -25,8 +24,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'resnetkit.analyze' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -10,8 +10,7 @@ without TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from resnetkit.lazy import lazy_exports
 
 _PUBLIC = {
     "METHODS": "resnetkit.explain.methods",
@@ -28,8 +27,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'resnetkit.explain' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)

@@ -13,8 +13,7 @@ card.py) can be imported without TensorFlow.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from resnetkit.lazy import lazy_exports
 
 _PUBLIC = {
     "ArtifactClassifier": "resnetkit.export.artifacts",
@@ -30,8 +29,4 @@ _PUBLIC = {
 
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'resnetkit.export' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _PUBLIC)
