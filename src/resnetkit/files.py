@@ -7,6 +7,7 @@ downloads, caches) is written through ``atomic_path`` or ``write_atomic``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -39,3 +40,14 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data.encode("utf8") if isinstance(data, str) else data)
+
+
+def save_study(out: str | Path | None, result: dict, json_name: str, chart, png_name: str) -> None:
+    """An analysis' figures as ``out/json_name`` and its chart as ``out/png_name`` (both
+    atomically); nothing when ``out`` is None."""
+    if out is None:
+        return
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / json_name, json.dumps(result, indent=1))
+    chart(result, out / png_name)

@@ -12,7 +12,6 @@ epochs as in Figure 6 (``resnetkit analyze degradation``).
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -34,6 +33,7 @@ from resnetkit.analyze.defaults import (
 )
 from resnetkit.data import ImageSet, load_data
 from resnetkit.data.pipeline import build_dataset
+from resnetkit.files import save_study
 from resnetkit.models import get_variant
 from resnetkit.rundir import RunDir
 from resnetkit.training.config import Config, from_dict, to_dict
@@ -282,11 +282,7 @@ def run_degradation(
         load_average={"start": load_start, "end": _load_average()},
     )
     result["expectations"] = check_expectations(result)
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / DEGRADATION_JSON).write_text(json.dumps(result, indent=1))
-        degradation_chart(result, out / DEGRADATION_PNG)
+    save_study(out, result, DEGRADATION_JSON, degradation_chart, DEGRADATION_PNG)
     return result
 
 

@@ -10,7 +10,6 @@ layers — on one chart for several models (``resnetkit analyze gradients``).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import replace
@@ -29,6 +28,7 @@ from resnetkit.analyze.defaults import (
 )
 from resnetkit.data.augment import Augment
 from resnetkit.data.pipeline import build_dataset
+from resnetkit.files import save_study
 from resnetkit.models import create_model, get_variant
 
 GRADIENTS_JSON = "gradients.json"
@@ -169,11 +169,7 @@ def run_gradients(
         row = _measure(model, (x_probe, y_probe), stream if steps else None, steps, result["lr"])
         row["seconds"] = time.perf_counter() - started
         result["models"][name] = row
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / GRADIENTS_JSON).write_text(json.dumps(result, indent=1))
-        gradient_chart(result, out / GRADIENTS_PNG)
+    save_study(out, result, GRADIENTS_JSON, gradient_chart, GRADIENTS_PNG)
     return result
 
 
