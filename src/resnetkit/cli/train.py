@@ -19,12 +19,14 @@ from resnetkit.training.config import (
     Precision,
     Strategy,
 )
+from resnetkit.training.rules import rules_text
 
 TRAIN_FLAGS = {  # flag → config key; each is a shortcut for --set key=value
     "model": "model.name",
     "weights": "model.weights",
     "data": "data.source",
     "epochs": "schedule.epochs",
+    "steps": "schedule.steps",
     "batch_size": "data.batch_size",
     "lr": "optim.lr",
     "seed": "run.seed",
@@ -54,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model from a config (or resume a run)",
         description="Train per a YAML config (see configs/); flags and --set override it.",
+        epilog=rules_text(),
     )
     _add_run_options(p)
     p.add_argument("--model", help="zoo model name")
@@ -68,7 +71,9 @@ def _add_finetune_parser(sub: argparse._SubParsersAction) -> None:
         "finetune",
         help="fine-tune pretrained weights on new data (or resume a run)",
         description="Start from pretrained weights, put a new head on, and train per "
-        "--strategy; BatchNorm of frozen stages stays in inference mode.",
+        "--strategy; BatchNorm of frozen stages stays in inference mode. The best "
+        "validation epoch's weights are kept at the end when there is a validation split.",
+        epilog=rules_text(),
     )
     _add_run_options(p)
     p.add_argument(
@@ -109,8 +114,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
     )
     p.add_argument("--data", help="data set name, image folder or .csv manifest")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=int, help="default: from the step rule (below)")
+    p.add_argument("--steps", type=int, help="length in optimizer steps instead of epochs")
+    p.add_argument("--batch-size", type=int, help="default: 128, at most 1/4 of the split")
     p.add_argument("--lr", type=float, help="peak learning rate for batch 128 (scaled linearly)")
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=typing.get_args(Precision))

@@ -100,6 +100,7 @@ def build_dataset(
     epochs: int = 1,
     first_epoch: int = 0,
     skip_batches: int = 0,
+    passes_per_epoch: int = 1,
 ) -> tf.data.Dataset:
     """(images, labels) batches ready for ``model.fit``/``evaluate``/``predict``.
 
@@ -111,9 +112,12 @@ def build_dataset(
     ``model.fit(ds, epochs=..., steps_per_epoch=...)``. Each epoch's order and augmentation
     are a function of ``(seed, epoch)`` alone, never of how often the data was iterated:
     a run resumed at epoch ``e`` after ``skip_batches`` batches sees exactly the batches an
-    uninterrupted run saw.
+    uninterrupted run saw. An epoch of ``passes_per_epoch`` passes (a small split, see
+    training/rules.py) is that many passes in a row, each shuffled as an epoch of its own.
     """
     augment = augment or Augment()
+    if training and not augment.is_resolved:  # a library caller: decided by the input size
+        augment = augment.resolved(prep.crop_size)[0]
     bad_log = bad_log if bad_log is not None else BadImageLog()
     batch_level = training and augment.batch_level
     if batch_level and (augment.mixup or augment.cutmix) and not num_classes:
@@ -134,11 +138,13 @@ def build_dataset(
         src, prep, augment, seed, batch_size, drop_remainder, whole_batches, num_classes
     )
     epoch.layers, epoch.mixer = layers, mixer
-    # Epochs are concatenated in Python (a shuffle seed must be a Python int); they share
+    # Passes are concatenated in Python (a shuffle seed must be a Python int); they share
     # the cache of the source.
-    stream = epoch(first_epoch)
-    for e in range(first_epoch + 1, first_epoch + epochs):
-        stream = stream.concatenate(epoch(e))
+    r = passes_per_epoch
+    passes = range(first_epoch * r, (first_epoch + epochs) * r)
+    stream = epoch(passes[0])
+    for p in passes[1:]:
+        stream = stream.concatenate(epoch(p))
     if skip_batches:
         stream = stream.skip(skip_batches)
     # tf.data's default static rewrites serialize the graph when the iterator is made, and
@@ -218,7 +224,8 @@ def _eval_batches(src: _Source, prep: Preprocessing, batch_size: int) -> tf.data
 
 @dataclass
 class _EpochMaker:
-    """One training epoch's batches as a function of (seed, epoch) alone."""
+    """One pass's batches as a function of (seed, pass) alone (a pass is an epoch unless
+    epochs are several passes)."""
 
     src: _Source
     prep: Preprocessing

@@ -21,11 +21,17 @@ class Task(Protocol):
     name: str  # the config's ``task`` value, recorded in the summary
     monitor: str  # the validation metric (higher is better) for best checkpoints and patience
     bad_log: Any  # data.pipeline.BadImageLog: files that only decoding found damaged
+    config: Any  # the run's Config; the engine sets the resolved one once defaults are decided
 
     # Data: the source, the input decision, the target streams.
     def load_inputs(self, start: Any = None) -> Any: ...
 
     def write_targets(self, run: RunDir, inputs: Any) -> None: ...
+
+    def augmentation(self, inputs: Any) -> tuple[Any, str]:
+        """The config's ``augment`` with what it leaves open decided for these inputs, and
+        a line saying what and why."""
+        ...
 
     def train_stream(
         self,

@@ -107,7 +107,7 @@ def fit_to_budget(config, task: Task, inputs, started: float, stream):
         s.budget_minutes * 60,
         time.perf_counter() - started,
         rate,
-        train_images=(len(train) // batch) * batch,
+        train_images=(len(train) // batch) * batch * (s.passes_per_epoch or 1),
         val_images=sizes.get("val", 0),
         test_images=sizes.get("test", 0) or sizes.get("val", 0),
         # model.evaluate, the flip-TTA figures, the report's evaluation

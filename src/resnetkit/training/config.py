@@ -52,7 +52,7 @@ class ModelConfig:
 class DataConfig:
     source: str = "fashion-mnist"  # data set name, image folder, or manifest .csv
     val_fraction: float = 0.1
-    batch_size: int = 128
+    batch_size: int | None = None  # None: 128, at most a quarter of the split (rules.py)
     cache: str | None = "memory"  # "memory", a file path, or None
     on_bad_image: BadImagePolicy = "skip"
     max_pixels: int = MAX_PIXELS
@@ -63,7 +63,7 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     name: Optimizer = "sgd"
-    lr: float = 0.1  # for batch_size 128; scaled linearly with the batch size
+    lr: float = 0.1  # for batch_size 128; scaled linearly with the batch (floor: rules.py)
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
@@ -76,7 +76,11 @@ class OptimConfig:
 @dataclass
 class ScheduleConfig:
     name: Schedule = "cosine"
-    epochs: int = 30
+    # Length: ``epochs`` or ``steps``; neither: the step rule (rules.py). A run's saved config
+    # records the epochs and passes it chose.
+    epochs: int | None = None
+    steps: int | None = None
+    passes_per_epoch: int | None = None  # passes over the split per epoch; None: rules.py
     warmup_epochs: float = 0.0
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: epoch fractions
     gamma: float = 0.1
@@ -108,6 +112,7 @@ class FinetuneConfig:
     lr_decay: float = 0.7  # each stage below the top one trains at this times the next rate
     head_lr_mult: float = 10.0  # the new head's rate: optim.lr times this
     patience: int | None = None  # early stop after this many epochs without a better val acc
+    restore_best: bool = True  # end on the best val epoch's weights (with a val split)
 
 
 @dataclass
@@ -203,7 +208,11 @@ def load_config(
     path: str | Path | None = None, overrides: list[str] = (), preset: list[str] = ()
 ) -> Config:
     """Defaults, then ``preset`` (``key=value``, e.g. fine-tuning's own defaults), then the
-    YAML file (if any), then ``key=value`` overrides; all checked."""
+    YAML file (if any), then ``key=value`` overrides; all checked.
+
+    A file's top-level ``recipe`` mapping (what a shipped recipe records about itself: its
+    command and result, ``resnetkit recipes``) describes the file and is not config.
+    """
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -213,6 +222,7 @@ def load_config(
             raise ValueError(f"{path}: not valid YAML ({e})") from e
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config file must be a mapping of sections")
+        data.pop("recipe", None)
     data = _merge(apply_overrides({}, list(preset)), data)
     base = to_dict(from_dict(Config, data))
     return from_dict(Config, apply_overrides(base, list(overrides)))

@@ -33,7 +33,7 @@ from resnetkit.files import atomic_path, write_atomic
 from resnetkit.rundir import RunDir
 from resnetkit.tasks import get_task
 from resnetkit.tasks.base import Task
-from resnetkit.training import budget
+from resnetkit.training import budget, rules
 from resnetkit.training.callbacks import NanGuard, Progress, RunRecorder, StopSignals
 from resnetkit.training.checkpoint import Checkpoints, restore_network
 from resnetkit.training.config import Config, load_config, save_config
@@ -62,6 +62,7 @@ class Session:
     stream: Any
     callbacks: list = field(default_factory=list)
     start: Any = None  # fine-tuning: the weights to start from (transfer.Source)
+    decisions: list[str] = field(default_factory=list)  # the defaults decided, as printed
 
 
 def default_run_dir(config: Config) -> Path:
@@ -149,13 +150,15 @@ def _train(s: Session) -> dict:
         c = replace(c, model=replace(c.model, name=s.start.arch))
     print(inputs.decision, file=s.stream)
     bad = _check_images(c, inputs.source, s.out, s.stream)
-    c = _fit_batch(c, len(inputs.source.splits["train"]), s.stream)
+    c, s.decisions = _decide_defaults(c, task, inputs, s.stream)
+    task.config = c  # the task trains with what was decided
     if c.schedule.budget_minutes is not None and not s.resume:
         if s.strategy.num_replicas_in_sync > 1:
             raise ValueError(
                 "schedule.budget_minutes needs a single device (workers could disagree)"
             )
         c = budget.fit_to_budget(c, task, inputs, s.started, s.stream)
+        task.config = c
     phases = _plan(c, inputs)  # planned (and checked) before anything is written
     save_config(c, s.out.config)
     task.write_targets(s.out, inputs)
@@ -179,16 +182,47 @@ def _check_images(c: Config, source, out: RunDir, stream) -> list:
     return bad
 
 
-def _fit_batch(c: Config, train_images: int, stream) -> Config:
-    """Small data sets: one batch of everything when the batch is larger than the split."""
-    if c.data.batch_size <= train_images:
-        return c
-    print(
-        f"data.batch_size={c.data.batch_size} is larger than the training split; "
-        f"using {train_images}",
-        file=stream,
-    )
-    return replace(c, data=replace(c.data, batch_size=train_images))
+def _decide_defaults(c: Config, task: Task, inputs, stream) -> tuple[Config, list[str]]:
+    """The batch, run length, learning rate and augmentation the config leaves to the data
+    (``training/rules.py``, the task's augmentation rule), each printed with its reason; the
+    returned config holds them all, so its saved copy reruns the same run."""
+    n = len(inputs.source.splits["train"])
+    batch = c.data.batch_size
+    if batch is None:
+        batch = rules.default_batch(n)
+        why = (
+            f"default {rules.DEFAULT_BATCH}"
+            if batch == rules.DEFAULT_BATCH
+            else (f"at most 1/{rules.BATCH_FRACTION} of the {n:,} training images")
+        )
+    elif batch > n:
+        batch, why = n, f"data.batch_size={c.data.batch_size} is larger than the split"
+    else:
+        why = "data.batch_size"
+    s = c.schedule
+    length = rules.run_length(
+        n, batch, epochs=s.epochs, steps=s.steps, passes=s.passes_per_epoch,
+        fine_tuning=bool(c.finetune.source),
+    )  # fmt: skip
+    augment, augment_line = task.augmentation(inputs)
+    lr = c.optim.lr * rules.lr_factor(batch)
+    lines = [
+        f"batch {batch} ({why}); learning rate {lr:.4g} (optim.lr {c.optim.lr:g} × "
+        f"{max(batch, rules.LR_FLOOR_BATCH)}/{rules.REFERENCE_BATCH}: linear in the batch, "
+        f"floored at batch {rules.LR_FLOOR_BATCH})",
+        length.describe(n, batch),
+        augment_line,
+    ]
+    if s.steps is None and s.epochs is not None and length.steps < rules.rule_steps(n):
+        lines.insert(2, (
+            f"note: {length.steps:,} steps is fewer than the {rules.rule_steps(n):,} the step "
+            f"rule gives {n:,} images; leave --epochs unset to train that long"
+        ))  # fmt: skip
+    for line in lines:
+        print(line, file=stream)
+    schedule = replace(s, epochs=length.epochs, steps=None, passes_per_epoch=length.passes)
+    c = replace(c, data=replace(c.data, batch_size=batch), schedule=schedule, augment=augment)
+    return c, lines
 
 
 def _plan(c: Config, inputs) -> list[Phase]:
@@ -206,7 +240,7 @@ def _fit(s: Session, c: Config, task: Task, inputs, model, phases: list[Phase]) 
     """Restore the last checkpoint (on resume), then fit every phase left."""
     ft = c.finetune if c.finetune.source else None
     batch = c.data.batch_size
-    steps = len(inputs.source.splits["train"]) // batch
+    steps = c.schedule.passes_per_epoch * (len(inputs.source.splits["train"]) // batch)
     enter = _phase_compiler(s, c, task, model, steps)
     checkpoints = Checkpoints(s.out.checkpoints, keep=c.run.keep_checkpoints)
     state, latest = RunState(), None
@@ -252,7 +286,8 @@ def _fit(s: Session, c: Config, task: Task, inputs, model, phases: list[Phase]) 
         ]
         fit_phases(model, phases, streams, state=state, enter=enter, recorder=recorder,
                    callbacks=callbacks, positioned=positioned, checkpoints=checkpoints)  # fmt: skip
-        if patience is not None and checkpoints.best() is not None:
+        restore = ft is not None and (patience is not None or ft.restore_best)
+        if restore and streams.val is not None and checkpoints.best() is not None:
             restore_network(model, checkpoints.best())
             print(
                 f"best weights restored: epoch {state.best.epoch}, "
@@ -320,6 +355,7 @@ def _finish(s: Session, c: Config, task: Task, inputs, model, state: RunState, b
         "session_wall_seconds": time.perf_counter() - s.started,
         "images_per_second": float(np.median(rates)) if rates else None,
         "inputs": inputs.record(),
+        "decisions": s.decisions,
         "versions": versions(),
         "data_summary": task.data_summary(inputs, len(bad) + len(late)),
     }
@@ -359,10 +395,8 @@ def _check_config(c: Config) -> None:
         raise ValueError(
             f"run.precision must be one of {', '.join(PRECISIONS)}; got {c.run.precision!r}"
         )
-    if c.data.batch_size < 1:
+    if c.data.batch_size is not None and c.data.batch_size < 1:
         raise ValueError(f"data.batch_size must be positive; got {c.data.batch_size}")
-    if c.schedule.epochs < 1:
-        raise ValueError(f"schedule.epochs must be positive; got {c.schedule.epochs}")
 
 
 def _prepare_run_dir(run: RunDir | Path, resume: bool) -> None:

@@ -8,6 +8,7 @@ uninterrupted run would see (the stream is a function of (seed, epoch) alone).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -78,19 +79,28 @@ def fit_phases(
             for callback in positioned:
                 callback.offset = skip
             span = 1 if skip else phases[i].end - epoch
-            model.fit(
-                streams.train(epoch, span, skip),
-                epochs=epoch + span,
-                initial_epoch=epoch,
-                steps_per_epoch=n_steps,
-                validation_data=streams.val,
-                class_weight=streams.class_weight,
-                callbacks=callbacks,
-                shuffle=False,  # the stream is already shuffled, per epoch
-                verbose=0,
-            )
+            with warnings.catch_warnings():
+                # Keras says this whenever a validation set of unknown length (files, whose
+                # damaged ones are dropped) ends; a short training stream is checked below.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.fit(
+                    streams.train(epoch, span, skip),
+                    epochs=epoch + span,
+                    initial_epoch=epoch,
+                    steps_per_epoch=n_steps,
+                    validation_data=streams.val,
+                    class_weight=streams.class_weight,
+                    callbacks=callbacks,
+                    shuffle=False,  # the stream is already shuffled, per epoch
+                    verbose=0,
+                )
             if recorder.interrupted:
                 raise RunInterrupted(recorder.interrupted)
+            if not state.stopped_early and state.epochs_done < epoch + span:
+                raise RuntimeError(
+                    f"the training data ran out in epoch {state.epochs_done + 1}: files "
+                    "failed to decode during training (listed in the run's bad_images file)"
+                )
             if epoch + span < end and not state.stopped_early:
                 # fit() ends by copying the EMA weights into the model; the next segment
                 # must go on from the raw weights, which the checkpoint just saved holds.

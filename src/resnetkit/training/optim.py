@@ -15,13 +15,13 @@ from types import MappingProxyType
 import keras
 
 from resnetkit.training.config import OptimConfig, ScheduleConfig
-
-REFERENCE_BATCH = 128  # ``optim.lr`` is the rate for this batch size, scaled linearly
+from resnetkit.training.rules import lr_factor
 
 
 def peak_lr(optim: OptimConfig, batch_size: int) -> float:
-    """``optim.lr`` scaled linearly from a batch of 128 to ``batch_size`` (Goyal et al.)."""
-    return optim.lr * batch_size / REFERENCE_BATCH
+    """``optim.lr`` scaled linearly from a batch of 128 to ``batch_size`` (Goyal et al.),
+    never below its value at the floor batch (``rules.lr_factor``)."""
+    return optim.lr * lr_factor(batch_size)
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")

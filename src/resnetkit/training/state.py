@@ -44,8 +44,9 @@ class RunState:
         return state
 
     def improve(self, metric: str, value: float, epoch: int) -> bool:
-        """Record ``value`` if it beats the best so far (higher is better); say whether."""
-        if self.best is not None and value <= self.best.value:
+        """Record ``value`` if it is at least the best so far (higher is better; of equal
+        epochs the later, more trained one is kept); say whether."""
+        if self.best is not None and value < self.best.value:
             return False
         self.best = Best(metric, value, epoch)
         return True

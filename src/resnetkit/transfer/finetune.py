@@ -23,11 +23,11 @@ from resnetkit.weights.load import check_registry_name, file_format
 from resnetkit.weights.specs import REGISTRY
 
 # Fine-tuning's own defaults, under any config file: a pretrained backbone wants a lower
-# rate and weight decay than training from scratch, and no warmup of a fresh network.
+# rate and weight decay than training from scratch, and no warmup of a fresh network. Its
+# length is the step rule's (training/rules.py), as from scratch.
 PRESET = (
     "optim.lr=0.01",
     "optim.weight_decay=1e-4",
-    "schedule.epochs=10",
     "schedule.warmup_epochs=0",
     "model.zero_init_residual=false",
 )

@@ -45,6 +45,7 @@ class Inputs:
     prep: Preprocessing
     input_shape: tuple[int, int, int]
     decision: str  # one line: what was chosen and why
+    image_side: int | None = None  # the images' most common shorter side (None: unknown)
 
     @property
     def channels(self) -> int:
@@ -76,19 +77,19 @@ def resolve_inputs(config, start: Start | None = None, registry: dict | None = N
         source = train_subset(source, c.data.train_subset, c.run.seed)
     source.validate()
     train = source.splits["train"]
+    channels, side, seen = data_geometry(train)
     weights = c.model.weights
     if start is not None:
         if weights is not None:
             raise ValueError("set finetune.source or model.weights, not both")
         base, size = start.prep, start.prep.crop_size
         # Grey arrays stay grey: the first convolution is adapted to the data's channels.
-        channels = train.arrays.shape[-1] if train.arrays is not None else start.channels
+        channels = channels if train.arrays is not None else start.channels
         why = f"{start.description}'s preprocessing"
     elif registry is not None and weights is not None and weights in registry:
         base = registry[weights].preprocessing
         size, channels, why = base.crop_size, 3, f"weights {weights!r}'s preprocessing"
     else:
-        channels, side, seen = data_geometry(train)
         size, why = model_size(c.model.name, side)
         mean, std = measured_stats(train, channels, c.data.max_pixels)
         base = Preprocessing(mean=mean, std=std, crop_size=size, resize_size=size)
@@ -103,7 +104,7 @@ def resolve_inputs(config, start: Start | None = None, registry: dict | None = N
     resize = max(size, round(size * base.resize_size / base.crop_size))
     prep = replace(base, crop_size=size, resize_size=resize)
     shape = (size, size, channels)
-    return Inputs(source, prep, shape, f"input {size}×{size}×{channels} ({why})")
+    return Inputs(source, prep, shape, f"input {size}×{size}×{channels} ({why})", side)
 
 
 def model_size(arch: str, data_side: int | None) -> tuple[int, str]:

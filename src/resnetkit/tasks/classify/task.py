@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from resnetkit.data import save_class_map
+from resnetkit.data.augment import Augment
 from resnetkit.data.pipeline import BadImageLog, build_dataset
 from resnetkit.data.sources import ImageSet
 from resnetkit.rundir import RunDir
@@ -38,6 +39,10 @@ class Classification:
         inputs = resolve_inputs(self.config, start, REGISTRY)
         self.num_classes = self.config.model.num_classes or inputs.source.num_classes
         return inputs
+
+    def augmentation(self, inputs: Inputs) -> tuple[Augment, str]:
+        """``augment.crop="auto"`` and unset sizes decided by the images (data/augment.py)."""
+        return self.config.augment.resolved(inputs.input_shape[0], inputs.image_side)
 
     def write_targets(self, run: RunDir, inputs: Inputs) -> None:
         """What the run directory must hold to read its outputs: the class map."""
@@ -72,6 +77,7 @@ class Classification:
             epochs=epochs,
             first_epoch=first_epoch,
             skip_batches=skip,
+            passes_per_epoch=c.schedule.passes_per_epoch or 1,
         )
         return self.ready(ds)
 
