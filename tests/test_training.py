@@ -43,7 +43,7 @@ def test_schedules_have_their_shapes():
 )
 def test_bad_schedules_name_the_key(options, match):
     with pytest.raises(ValueError, match=match):
-        make_schedule(ScheduleConfig(**options), 0.1, 10)
+        make_schedule(ScheduleConfig(**{"epochs": 4, **options}), 0.1, 10)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adamw", "lamb"])
@@ -71,7 +71,7 @@ def test_lr_scales_with_batch_and_unknown_optimizer_is_named():
     with pytest.raises(ValueError, match=r"optim\.name"):
         make_optimizer(
             OptimConfig(name="rmsprop"),
-            ScheduleConfig(),
+            ScheduleConfig(epochs=1),
             batch_size=8,
             steps_per_epoch=1,
             variables=[],

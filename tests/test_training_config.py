@@ -37,7 +37,7 @@ def test_saved_config_reloads_to_the_same_config(tmp_path):
         (["data.batch_size=1.5"], r"data\.batch_size: expected int, got 1\.5"),
         (["run.deterministic=1"], r"run\.deterministic: expected bool, got 1"),
         (["model.input_size=[28, x]"], r"model\.input_size\[1\]: expected int, got 'x'"),
-        (["augment.crop=zoom"], r"augment\.crop: expected one of random_resized, pad, none"),
+        (["augment.crop=zoom"], r"augment\.crop: expected one of auto, random_resized, pad, none"),
         (["augment.mixup=0.2", "augment.cutmix=1.0"], r"augment: choose MixUp or CutMix"),
         (["optim.lr"], r"expected key=value"),
         (["optim.lr.x=1"], r"'lr' is not a section"),

@@ -170,7 +170,7 @@ class RunRecorder(keras.callbacks.Callback):
         if (
             self.patience is not None
             and best is not None
-            and epoch + 1 - max(best.epoch, self.patience_from) >= self.patience
+            and epoch + 1 - max(best.since, self.patience_from) >= self.patience
         ):
             state.stopped_early = epoch + 1  # saved with the checkpoint: a resume ends
             self.model.stop_training = True

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,11 @@ def train(
     previous_policy = keras.config.dtype_policy()
     keras.config.set_dtype_policy(config.run.precision)
     try:
-        return _train(session)
+        with warnings.catch_warnings():
+            # Keras warns whenever a dataset of unknown length ends (files: damaged ones are
+            # dropped, so the length is not known); fit_phases checks the training stream.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            return _train(session)
     except BaseException:
         if created and not out.is_run():  # failed before it began
             shutil.rmtree(out.path, ignore_errors=True)

@@ -8,7 +8,6 @@ uninterrupted run would see (the stream is a function of (seed, epoch) alone).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -79,23 +78,22 @@ def fit_phases(
             for callback in positioned:
                 callback.offset = skip
             span = 1 if skip else phases[i].end - epoch
-            with warnings.catch_warnings():
-                # Keras says this whenever a validation set of unknown length (files, whose
-                # damaged ones are dropped) ends; a short training stream is checked below.
-                warnings.filterwarnings("ignore", message="Your input ran out of data")
-                model.fit(
-                    streams.train(epoch, span, skip),
-                    epochs=epoch + span,
-                    initial_epoch=epoch,
-                    steps_per_epoch=n_steps,
-                    validation_data=streams.val,
-                    class_weight=streams.class_weight,
-                    callbacks=callbacks,
-                    shuffle=False,  # the stream is already shuffled, per epoch
-                    verbose=0,
-                )
+            model.fit(
+                streams.train(epoch, span, skip),
+                epochs=epoch + span,
+                initial_epoch=epoch,
+                steps_per_epoch=n_steps,
+                validation_data=streams.val,
+                class_weight=streams.class_weight,
+                callbacks=callbacks,
+                shuffle=False,  # the stream is already shuffled, per epoch
+                verbose=0,
+            )
             if recorder.interrupted:
                 raise RunInterrupted(recorder.interrupted)
+            # A stream shorter than its steps (files that failed to decode) ends fit() early;
+            # the engine silences Keras' own warning, which also fires on every evaluation
+            # of a set of unknown length.
             if not state.stopped_early and state.epochs_done < epoch + span:
                 raise RuntimeError(
                     f"the training data ran out in epoch {state.epochs_done + 1}: files "

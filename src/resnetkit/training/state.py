@@ -8,11 +8,18 @@ from typing import Any
 
 @dataclass
 class Best:
-    """The best value of the monitored metric so far, and the epoch that reached it."""
+    """The best value of the monitored metric so far: ``epoch``, the last epoch that reached
+    it (its weights are the best checkpoint: of equal epochs, the more trained), and
+    ``first``, the epoch it was first reached (patience counts from there, as Keras')."""
 
     metric: str
     value: float
     epoch: int
+    first: int | None = None  # None in checkpoints written before ``first`` existed
+
+    @property
+    def since(self) -> int:
+        return self.epoch if self.first is None else self.first
 
 
 @dataclass
@@ -44,11 +51,13 @@ class RunState:
         return state
 
     def improve(self, metric: str, value: float, epoch: int) -> bool:
-        """Record ``value`` if it is at least the best so far (higher is better; of equal
-        epochs the later, more trained one is kept); say whether."""
-        if self.best is not None and value < self.best.value:
+        """Record ``value`` if it is at least the best so far (higher is better); say whether.
+        An equal value moves ``best.epoch`` on but not ``best.first``."""
+        best = self.best
+        if best is not None and value < best.value:
             return False
-        self.best = Best(metric, value, epoch)
+        first = best.since if best is not None and value == best.value else epoch
+        self.best = Best(metric, value, epoch, first)
         return True
 
     @property
