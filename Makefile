@@ -32,7 +32,7 @@ demo: $(VENV)/.installed data-deps
 	$(BIN)/resnetkit data inspect fashion-mnist
 	$(BIN)/resnetkit models
 	$(BIN)/resnetkit summary seed --input-size 224 224 3 --num-classes 10
-	$(BIN)/resnetkit train --config configs/fashion_mnist_fast.yaml \
+	$(BIN)/resnetkit train --recipe fashion_mnist_fast \
 		--run-dir runs/demo-$$(date +%Y%m%d-%H%M%S)
 
 lint: $(VENV)/.installed-dev

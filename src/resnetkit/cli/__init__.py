@@ -12,11 +12,11 @@ import argparse
 import shlex
 import sys
 
-from resnetkit.cli import analyze, data, evaluate, export, models, train, weights
+from resnetkit.cli import analyze, data, evaluate, export, models, recipes, train, weights
 from resnetkit.cli.logs import quiet_tensorflow
 from resnetkit.download import DownloadUnavailable
 
-GROUPS = (models, weights, data, train, evaluate, export, analyze)  # the order of --help
+GROUPS = (models, weights, data, train, recipes, evaluate, export, analyze)  # the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:

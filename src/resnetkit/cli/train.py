@@ -11,6 +11,7 @@ import argparse
 import sys
 import typing
 
+from resnetkit.recipes import recipe_names, recipe_path
 from resnetkit.training.config import (
     BadImagePolicy,
     BnPolicy,
@@ -55,7 +56,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="train a model from a config (or resume a run)",
-        description="Train per a YAML config (see configs/); flags and --set override it.",
+        description="Train per a YAML config (--config FILE, or --recipe NAME: see "
+        "`resnetkit recipes`); flags and --set override it.",
         epilog=rules_text(),
     )
     _add_run_options(p)
@@ -111,6 +113,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options that train and finetune share."""
     p.add_argument("--config", help="YAML config file, e.g. configs/fashion_mnist_fast.yaml")
     p.add_argument(
+        "--recipe",
+        metavar="NAME",
+        help=f"a shipped recipe instead of --config: {', '.join(recipe_names())} "
+        "(see `resnetkit recipes`)",
+    )
+    p.add_argument(
         "--set", action="append", metavar="KEY=VALUE", help="override a config key (repeatable)"
     )
     p.add_argument("--data", help="data set name, image folder or .csv manifest")
@@ -151,8 +159,11 @@ def _run(
     from resnetkit.training.config import load_config
 
     given = {f: getattr(args, f) for f in flags if getattr(args, f) is not None}
-    if args.resume and (args.config or args.set or given):
+    if args.resume and (args.config or args.recipe or args.set or given):
         raise ValueError("--resume takes the run's own saved config; give no other options")
+    if args.recipe and args.config:
+        raise ValueError("give --recipe NAME or --config FILE, not both")
+    config_file = recipe_path(args.recipe) if args.recipe else args.config
     try:
         if args.resume:
             resume(args.resume)
@@ -160,7 +171,7 @@ def _run(
             overrides = [f"{flags[f]}={_yaml_value(v)}" for f, v in given.items()]
             if args.deterministic:
                 overrides.append("run.deterministic=true")
-            config = load_config(args.config, [*overrides, *(args.set or [])], preset=list(preset))
+            config = load_config(config_file, [*overrides, *(args.set or [])], preset=list(preset))
             start(config, args.run_dir, resume=False)
     except RunInterrupted as e:
         where = args.resume or args.run_dir or "RUN_DIR"
