@@ -115,11 +115,13 @@ def degradation_config(
                 "train_subset": train_subset,
                 "cache": "memory",
             },
-            "augment": {"crop": "none", "flip": False},
+            # Every value set, so that the config a run saves is this recipe as written.
+            "augment": {"crop": "none", "flip": False, "pad": 0, "min_area": 1.0},
             "optim": {"name": "sgd", "lr": lr, "momentum": 0.9, "nesterov": False},
             "schedule": {
                 "name": "cosine",
                 "epochs": epochs,
+                "passes_per_epoch": 1,
                 "warmup_epochs": 1.0 if epochs > 1 else 0.0,
             },
             # No report.html per model (degradation.png is the result; `resnetkit report

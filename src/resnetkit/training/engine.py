@@ -155,7 +155,9 @@ def _train(s: Session) -> dict:
         c = replace(c, model=replace(c.model, name=s.start.arch))
     print(inputs.decision, file=s.stream)
     bad = _check_images(c, inputs.source, s.out, s.stream)
-    c, s.decisions = _decide_defaults(c, task, inputs, s.stream)
+    c, s.decisions = rules.decide(c, task, inputs)
+    for line in s.decisions:
+        print(line, file=s.stream)
     task.config = c  # the task trains with what was decided
     if c.schedule.budget_minutes is not None and not s.resume:
         if s.strategy.num_replicas_in_sync > 1:
@@ -185,49 +187,6 @@ def _check_images(c: Config, source, out: RunDir, stream) -> list:
         bad += scan_images(paths, c.data.max_pixels) if paths else []
     print(apply_bad_image_policy(bad, c.data.on_bad_image, report=out.bad_images), file=stream)
     return bad
-
-
-def _decide_defaults(c: Config, task: Task, inputs, stream) -> tuple[Config, list[str]]:
-    """The batch, run length, learning rate and augmentation the config leaves to the data
-    (``training/rules.py``, the task's augmentation rule), each printed with its reason; the
-    returned config holds them all, so its saved copy reruns the same run."""
-    n = len(inputs.source.splits["train"])
-    batch = c.data.batch_size
-    if batch is None:
-        batch = rules.default_batch(n)
-        why = (
-            f"default {rules.DEFAULT_BATCH}"
-            if batch == rules.DEFAULT_BATCH
-            else (f"at most 1/{rules.BATCH_FRACTION} of the {n:,} training images")
-        )
-    elif batch > n:
-        batch, why = n, f"data.batch_size={c.data.batch_size} is larger than the split"
-    else:
-        why = "data.batch_size"
-    s = c.schedule
-    length = rules.run_length(
-        n, batch, epochs=s.epochs, steps=s.steps, passes=s.passes_per_epoch,
-        fine_tuning=bool(c.finetune.source),
-    )  # fmt: skip
-    augment, augment_line = task.augmentation(inputs)
-    lr = c.optim.lr * rules.lr_factor(batch)
-    lines = [
-        f"batch {batch} ({why}); learning rate {lr:.4g} (optim.lr {c.optim.lr:g} × "
-        f"{max(batch, rules.LR_FLOOR_BATCH)}/{rules.REFERENCE_BATCH}: linear in the batch, "
-        f"floored at batch {rules.LR_FLOOR_BATCH})",
-        length.describe(n, batch),
-        augment_line,
-    ]
-    if s.steps is None and s.epochs is not None and length.steps < rules.rule_steps(n):
-        lines.insert(2, (
-            f"note: {length.steps:,} steps is fewer than the {rules.rule_steps(n):,} the step "
-            f"rule gives {n:,} images; leave --epochs unset to train that long"
-        ))  # fmt: skip
-    for line in lines:
-        print(line, file=stream)
-    schedule = replace(s, epochs=length.epochs, steps=None, passes_per_epoch=length.passes)
-    c = replace(c, data=replace(c.data, batch_size=batch), schedule=schedule, augment=augment)
-    return c, lines
 
 
 def _plan(c: Config, inputs) -> list[Phase]:

@@ -28,9 +28,14 @@ saved config records the epochs, passes and batch, so a resume or a rerun is exa
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from resnetkit.data.augment import MIN_CROP_PIXELS, SMALL_IMAGE
+
+if TYPE_CHECKING:
+    from resnetkit.tasks.base import Task
+    from resnetkit.training.config import Config
 
 STEP_RULE = ((20_000, 500), (500_000, 10_000))  # (fewer than N images, steps); else:
 LARGE_STEPS = 20_000
@@ -138,3 +143,44 @@ def rules_text() -> str:
         f"(smallest crop about {MIN_CROP_PIXELS}×{MIN_CROP_PIXELS} px). --epochs, --steps, "
         f"--batch-size and --set override any of them."
     )
+
+
+def decide(c: Config, task: Task, inputs: Any) -> tuple[Config, list[str]]:
+    """The batch, run length, learning rate and augmentation that ``c`` leaves to the data
+    (these rules, the task's augmentation rule), and a line per decision with its reason.
+    The returned config holds them all, so that its saved copy reruns the same run."""
+    n = len(inputs.source.splits["train"])
+    batch = c.data.batch_size
+    if batch is None:
+        batch = default_batch(n)
+        why = (
+            f"default {DEFAULT_BATCH}"
+            if batch == DEFAULT_BATCH
+            else (f"at most 1/{BATCH_FRACTION} of the {n:,} training images")
+        )
+    elif batch > n:
+        batch, why = n, f"data.batch_size={c.data.batch_size} is larger than the split"
+    else:
+        why = "data.batch_size"
+    s = c.schedule
+    length = run_length(
+        n, batch, epochs=s.epochs, steps=s.steps, passes=s.passes_per_epoch,
+        fine_tuning=bool(c.finetune.source),
+    )  # fmt: skip
+    augment, augment_line = task.augmentation(inputs)
+    lr = c.optim.lr * lr_factor(batch)
+    lines = [
+        f"batch {batch} ({why}); learning rate {lr:.4g} (optim.lr {c.optim.lr:g} × "
+        f"{max(batch, LR_FLOOR_BATCH)}/{REFERENCE_BATCH}: linear in the batch, "
+        f"floored at batch {LR_FLOOR_BATCH})",
+        length.describe(n, batch),
+        augment_line,
+    ]
+    if s.steps is None and s.epochs is not None and length.steps < rule_steps(n):
+        lines.insert(2, (
+            f"note: {length.steps:,} steps is fewer than the {rule_steps(n):,} the step "
+            f"rule gives {n:,} images; leave --epochs unset to train that long"
+        ))  # fmt: skip
+    schedule = replace(s, epochs=length.epochs, steps=None, passes_per_epoch=length.passes)
+    c = replace(c, data=replace(c.data, batch_size=batch), schedule=schedule, augment=augment)
+    return c, lines
