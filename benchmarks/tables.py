@@ -276,7 +276,8 @@ def curve_table(results: Path, arg: str) -> str:
 def transfer_table(results: Path, arg: str) -> str:
     d = load(results, "transfer.json")
     strategies = list(next(iter(d["median_test_accuracy"].values())))
-    body, total = [], d["pretrain"]["seconds"]
+    body = []
+    total = d["pretrain"]["seconds"] + d.get("pretrain_defaults", {}).get("seconds", 0)
     for labels, medians in d["median_test_accuracy"].items():
         row = [labels]
         for s in strategies:
@@ -288,18 +289,30 @@ def transfer_table(results: Path, arg: str) -> str:
                 f"{100 * medians[s]:.1f} ({100 * min(accs):.1f}–{100 * max(accs):.1f}), "
                 f"{secs:.0f} s"
             )
-        tuned = max(v for k, v in medians.items() if k not in ("scratch", "linear"))
+        tuned = max(medians[k] for k in ("full", "two-stage"))
         row.append(f"{100 * (tuned - medians['scratch']):+.1f}")
+        if "defaults two-stage" in medians:
+            gain = medians["defaults two-stage"] - medians["defaults scratch"]
+            row.append(f"{100 * gain:+.1f}")
         body.append(row)
     names = {"scratch": "from scratch", "linear": "linear probe", "full": "full fine-tune"}
     header = ["labels per class", *(names.get(s, s) for s in strategies)]
     header.append("best fine-tune − scratch (points)")
+    if "defaults two-stage" in strategies:
+        header.append("defaults: two-stage − scratch (points)")
     p = d["pretrain"]
+    plain = d.get("pretrain_defaults")
+    plain_line = (
+        f" The defaults' source (no flags but `--epochs {plain['epochs']}`) reached "
+        f"{pct(plain['test_accuracy'])}."
+        if plain
+        else ""
+    )
     return "\n".join(
         [
             f"Measured {d['date']} on {machine(d['hardware'])}, seeds "
-            f"{', '.join(map(str, d['seeds']))}; {d['model']}. The source model reached "
-            f"{pct(p['test_accuracy'])} on classes 0–4 after {p['epochs']} epochs; "
+            f"{', '.join(map(str, d['seeds']))}; {d['model']}. The tuned source model reached "
+            f"{pct(p['test_accuracy'])} on classes 0–4 after {p['epochs']} epochs.{plain_line} "
             f"{total / 60:.0f} min of runs in all.",
             "",
             *rows(header, body),
