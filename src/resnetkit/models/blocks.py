@@ -18,7 +18,7 @@ subsample with a 1×1 max-pool, as keras.applications does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 
@@ -36,6 +36,7 @@ class ConvSpec:
     kernel: int
     strides: int = 1
     groups: int = 1
+    dilation: int = 1
 
 
 def branch_convs(
@@ -58,6 +59,23 @@ def branch_convs(
             ConvSpec(out_channels, 1),
         ]
     raise ValueError(f"unknown block type {block!r}; expected 'basic' or 'bottleneck'")
+
+
+def dilate(convs: list[ConvSpec], before: int, after: int) -> list[ConvSpec]:
+    """``convs`` with every stride replaced by dilation: the convolutions up to the strided
+    one are dilated by ``before``, those after it by ``after`` (``before`` × the stride).
+
+    The dilated branch computes, at every pixel, what the strided one computes at every
+    stride-th pixel: the feature maps stay that much larger and no weight changes. For
+    torchvision's bottleneck (stride in the 3×3) this is its ``replace_stride_with_dilation``
+    exactly: the block that loses the stride keeps the previous dilation.
+    """
+    out, rate = [], before
+    for conv in convs:
+        out.append(replace(conv, strides=1, dilation=rate if conv.kernel > 1 else 1))
+        if conv.strides > 1:
+            rate = after
+    return out
 
 
 def residual_block(
@@ -98,6 +116,7 @@ def residual_block(
             conv.kernel,
             strides=conv.strides,
             groups=conv.groups,
+            dilation=conv.dilation,
             name=name(f"conv{i}"),
             pad_name=name(f"pad{i}"),
             role=f"conv{i}",

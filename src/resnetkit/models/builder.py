@@ -15,23 +15,26 @@ from dataclasses import dataclass
 
 import keras
 
-from resnetkit.models.blocks import SHORTCUTS, branch_convs, residual_block
+from resnetkit.models.blocks import SHORTCUTS, branch_convs, dilate, residual_block
 from resnetkit.models.layout import LAYOUTS, LayerFactory
 from resnetkit.models.stems import apply_stem
 from resnetkit.models.variants import Variant, get_variant
 from resnetkit.names import unknown_name_error
 
 POOLINGS = ("avg", "max", None)
+OUTPUT_STRIDES = (8, 16, 32, None)
 ACTIVATIONS = (None, "linear", "softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
 class FeatureInfo:
-    """A named feature map: the layer that produces it, its stride and its channels."""
+    """A named feature map: the layer that produces it, its stride (input pixels per
+    feature pixel), its channels, and the dilation of its stage's last convolutions."""
 
     layer: str
     stride: int
     channels: int
+    dilation: int = 1
 
 
 LOAD_WITH = "resnetkit.load_model(path) (or import resnetkit.models before keras.saving)"
@@ -56,6 +59,11 @@ class ResNet(keras.Model):
             probability ``drop_path_rate × i / (n - 1)`` (Huang et al. 2016, linear rule).
         shortcut: override the variant's shortcut (``"A"``, ``"B"``, ``"D"``).
         post_add_relu: override whether a ReLU follows the addition (the seed omits it).
+        output_stride: 8, 16 or 32 for a dense-prediction backbone: every stride that would
+            take the features past it becomes a dilation instead (torchvision's
+            ``replace_stride_with_dilation``: the block that loses its stride keeps the
+            previous dilation, the blocks after it use the new one). No weight changes shape,
+            so classification weights load unchanged. ``None``: the network as published.
         dtype: a Keras dtype policy such as ``"mixed_bfloat16"``; the classifier stays float32.
         preprocessing: the input preprocessing the weights expect, as
             ``Preprocessing.to_dict()``; set by ``create_model(..., weights=...)`` and saved
@@ -74,6 +82,7 @@ class ResNet(keras.Model):
         drop_path_rate: float = 0.0,
         shortcut: str | None = None,
         post_add_relu: bool | None = None,
+        output_stride: int | None = None,
         dtype: str | keras.DTypePolicy | None = None,
         preprocessing: dict | None = None,
         name: str | None = None,
@@ -84,6 +93,8 @@ class ResNet(keras.Model):
         input_shape = _check_input_shape(spec, input_shape)
         spec = _apply_overrides(spec, shortcut=shortcut, post_add_relu=post_add_relu)
         _check_options(spec, num_classes, include_top, pooling, classifier_activation)
+        if output_stride not in OUTPUT_STRIDES or isinstance(output_stride, bool):
+            raise ValueError(f"output_stride must be 8, 16, 32 or None; got {output_stride!r}")
         drop_path_rate = _check_rate(drop_path_rate)
         if spec.shortcut == "none" and (zero_init_residual or drop_path_rate):
             raise ValueError(
@@ -104,6 +115,7 @@ class ResNet(keras.Model):
             classifier_activation=classifier_activation,
             zero_init_residual=zero_init_residual,
             drop_path_rate=drop_path_rate,
+            output_stride=output_stride,
         )
         # Keras walks the layer graph recursively; ResNet-1202 has ~4,000 layers in a chain.
         with _recursion_limit(20 * sum(spec.depths) + 1000):
@@ -121,6 +133,7 @@ class ResNet(keras.Model):
             "drop_path_rate": drop_path_rate,
             "shortcut": shortcut,
             "post_add_relu": post_add_relu,
+            "output_stride": output_stride,
             "dtype": dtype,
             "preprocessing": None if preprocessing is None else dict(preprocessing),
         }
@@ -175,6 +188,7 @@ def _build(
     classifier_activation: str | None,
     zero_init_residual: bool,
     drop_path_rate: float,
+    output_stride: int | None = None,
 ):
     layout = make.layout
     x, stem_feature, stem_stride, stride = apply_stem(
@@ -183,7 +197,7 @@ def _build(
     features = {"stem": _feature(stem_feature, stem_stride)}
 
     total_blocks = sum(spec.depths)
-    index = 0
+    index, dilation = 0, 1
     stage_strides = spec.stage_strides
     if layout.stride_in_last_block:
         # Keras V2 downsamples at the end of a stage instead of the start of the next one.
@@ -195,14 +209,21 @@ def _build(
         width = int(planes * spec.width_per_group / 64) * spec.groups
         for b in range(1, depth + 1):
             strided = b == depth if layout.stride_in_last_block else b == 1
+            block_stride = stage_stride if strided else 1
             convs = branch_convs(
                 spec.block,
                 width,
                 out_channels,
-                stage_stride if strided else 1,
+                block_stride,
                 groups=spec.groups,
                 stride_in_1x1=layout.stride_in_1x1,
             )
+            if output_stride is not None and stride * block_stride > output_stride:
+                convs = dilate(convs, dilation, dilation * block_stride)
+                dilation, block_stride = dilation * block_stride, 1
+            elif dilation > 1:
+                convs = dilate(convs, dilation, dilation)
+            stride *= block_stride
             x = residual_block(
                 x,
                 convs,
@@ -215,12 +236,11 @@ def _build(
                 zero_init_last=zero_init_residual,
             )
             index += 1
-        stride *= stage_stride
-        features[f"stage{s}"] = _feature(x, stride)
+        features[f"stage{s}"] = _feature(x, stride, dilation)
 
     if spec.preact:
         x = make.relu(make.bn(x, name=layout.top("final_bn")), name=layout.top("final_relu"))
-        features[f"stage{len(spec.depths)}"] = _feature(x, stride)
+        features[f"stage{len(spec.depths)}"] = _feature(x, stride, dilation)
 
     if include_top or pooling is not None:
         kind = pooling or "avg"
@@ -250,8 +270,9 @@ def _recursion_limit(limit: int):
         sys.setrecursionlimit(old)
 
 
-def _feature(tensor, stride: int) -> FeatureInfo:
-    return FeatureInfo(tensor._keras_history.operation.name, stride, int(tensor.shape[-1]))
+def _feature(tensor, stride: int, dilation: int = 1) -> FeatureInfo:
+    name = tensor._keras_history.operation.name
+    return FeatureInfo(name, stride, int(tensor.shape[-1]), dilation)
 
 
 def _check_input_shape(spec: Variant, input_shape) -> tuple:

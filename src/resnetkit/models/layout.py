@@ -154,15 +154,20 @@ class LayerFactory:
         pad_name: str | None = None,
         strides: int = 1,
         groups: int = 1,
+        dilation: int = 1,
         padding: str = "symmetric",
         zero_init: bool = False,
     ):
-        """Conv2D; ``padding="symmetric"`` pads k//2 on every side like PyTorch.
+        """Conv2D; ``padding="symmetric"`` pads k//2 on every side like PyTorch (``dilation``
+        × k//2 for a dilated convolution, as torchvision's ``padding=dilation``).
 
         Keras' "same" equals that for stride 1 but pads only bottom/right for stride 2, so
         strided convs pad inside the convolution (``PaddedConv2D``), or, in layouts with
-        ``pad_layers``, by a ZeroPadding2D before a "valid" convolution.
+        ``pad_layers``, by a ZeroPadding2D before a "valid" convolution. Dilated
+        convolutions have stride 1 (dilation replaces the stride), so "same" is exact.
         """
+        if dilation > 1 and strides > 1:
+            raise ValueError(f"{name}: a dilated convolution must have stride 1")
         pad = kernel // 2
         layer, extra = keras.layers.Conv2D, {}
         if padding == "symmetric" and strides > 1 and pad:
@@ -181,6 +186,7 @@ class LayerFactory:
             strides=strides,
             padding=conv_padding,
             groups=groups,
+            dilation_rate=dilation,
             use_bias=role in self.layout.biased,
             kernel_initializer="zeros" if zero_init else "he_normal",
             name=name,
