@@ -26,7 +26,7 @@ _PUBLIC = {
     "count_macs": "resnetkit.models",
     "count_params": "resnetkit.models",
     "create_model": "resnetkit.weights",
-    "load_model": "resnetkit.models",
+    "load_model": "resnetkit.tasks",
     "get_variant": "resnetkit.models",
     "list_models": "resnetkit.models",
 }

@@ -37,7 +37,7 @@ class FeatureInfo:
     dilation: int = 1
 
 
-LOAD_WITH = "resnetkit.load_model(path) (or import resnetkit.models before keras.saving)"
+LOAD_WITH = "resnetkit.load_model(path), which registers every resnetkit model class with Keras"
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")
@@ -59,6 +59,8 @@ class ResNet(keras.Model):
             probability ``drop_path_rate × i / (n - 1)`` (Huang et al. 2016, linear rule).
         shortcut: override the variant's shortcut (``"A"``, ``"B"``, ``"D"``).
         post_add_relu: override whether a ReLU follows the addition (the seed omits it).
+        features: return these named feature maps (``feature_info``'s names) as a dict
+            instead of the top: the backbone of a segmentation or detection model.
         output_stride: 8, 16 or 32 for a dense-prediction backbone: every stride that would
             take the features past it becomes a dilation instead (torchvision's
             ``replace_stride_with_dilation``: the block that loses its stride keeps the
@@ -82,6 +84,7 @@ class ResNet(keras.Model):
         drop_path_rate: float = 0.0,
         shortcut: str | None = None,
         post_add_relu: bool | None = None,
+        features: list[str] | tuple[str, ...] | None = None,
         output_stride: int | None = None,
         dtype: str | keras.DTypePolicy | None = None,
         preprocessing: dict | None = None,
@@ -105,7 +108,9 @@ class ResNet(keras.Model):
             dtype = dtype.name
 
         inputs = keras.Input(shape=input_shape, name="image")
-        outputs, features = _build(
+        if features is not None and (include_top or pooling is not None):
+            raise ValueError("features= returns feature maps: set include_top=False, no pooling")
+        outputs, feature_info, tensors = _build(
             spec,
             inputs,
             make=LayerFactory(LAYOUTS[spec.layout], dtype),
@@ -118,10 +123,15 @@ class ResNet(keras.Model):
             output_stride=output_stride,
         )
         # Keras walks the layer graph recursively; ResNet-1202 has ~4,000 layers in a chain.
+        if features is not None:
+            for n in features:
+                if n not in tensors:
+                    raise unknown_name_error("feature", n, tensors)
+            outputs = {n: tensors[n] for n in features}
         with _recursion_limit(20 * sum(spec.depths) + 1000):
             super().__init__(inputs, outputs, name=name or variant, **kwargs)
         self.variant = spec
-        self.feature_info = features
+        self.feature_info = feature_info
         self._init_config = {
             "variant": variant,
             "num_classes": int(num_classes),
@@ -133,6 +143,7 @@ class ResNet(keras.Model):
             "drop_path_rate": drop_path_rate,
             "shortcut": shortcut,
             "post_add_relu": post_add_relu,
+            "features": None if features is None else list(features),
             "output_stride": output_stride,
             "dtype": dtype,
             "preprocessing": None if preprocessing is None else dict(preprocessing),
@@ -195,6 +206,7 @@ def _build(
         inputs, spec.stem, spec.stem_width, make, preact=spec.preact
     )
     features = {"stem": _feature(stem_feature, stem_stride)}
+    tensors = {"stem": stem_feature}
 
     total_blocks = sum(spec.depths)
     index, dilation = 0, 1
@@ -237,10 +249,12 @@ def _build(
             )
             index += 1
         features[f"stage{s}"] = _feature(x, stride, dilation)
+        tensors[f"stage{s}"] = x
 
     if spec.preact:
         x = make.relu(make.bn(x, name=layout.top("final_bn")), name=layout.top("final_relu"))
         features[f"stage{len(spec.depths)}"] = _feature(x, stride, dilation)
+        tensors[f"stage{len(spec.depths)}"] = x
 
     if include_top or pooling is not None:
         kind = pooling or "avg"
@@ -257,7 +271,7 @@ def _build(
             name=layout.top("head_fc"),
             dtype="float32" if mixed else make.dtype,
         )(x)
-    return x, features
+    return x, features, tensors
 
 
 @contextlib.contextmanager

@@ -23,6 +23,20 @@ if TYPE_CHECKING:  # base.py imports Keras; the registry of names does not need 
     from resnetkit.tasks.base import Task
 
 TASKS = ("classification",)  # the values of the config's ``task`` key
+MODEL_MODULES = ("resnetkit.models", "resnetkit.tasks.segment.model")  # register their classes
+
+
+def load_model(path):
+    """Any resnetkit model (a classifier or a task's model) from a ``.keras`` file or a run
+    directory, in Keras' safe mode; importing each task's model module first registers its
+    classes with Keras (``resnetkit.models.load_model`` knows only the backbones)."""
+    import importlib
+
+    for module in MODEL_MODULES:
+        importlib.import_module(module)
+    from resnetkit.models import load_model as load
+
+    return load(path)
 
 
 def get_task(config) -> Task:

@@ -84,7 +84,7 @@ def resolve_source(source: str, arch: str) -> Source:
 
 
 def _run_source(run_dir: Path) -> Source:
-    from resnetkit.models import load_model
+    from resnetkit.tasks import load_model
 
     model_file = RunDir(run_dir).require_model()
     model = load_model(model_file)

@@ -21,9 +21,9 @@ import tensorflow as tf
 from resnetkit.data.checks import BadImage, BadImageError, decode_image
 from resnetkit.data.prepare import prepare_images
 from resnetkit.data.sources import MAX_PIXELS, load_class_map
-from resnetkit.models import load_model
 from resnetkit.preprocessing import Preprocessing
 from resnetkit.rundir import RunDir
+from resnetkit.tasks import load_model
 from resnetkit.tasks.classify.predict import ends_in_softmax, probabilities
 
 

@@ -1,0 +1,80 @@
+"""Shape layers of the segmentation models: resize to another tensor's size, pad to a
+multiple, crop back. Their sizes are read at run time, so one model takes any input size."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class ResizeLike(keras.layers.Layer):
+    """Resize ``x`` to the height and width of ``reference``: ``[x, reference] -> x'``.
+
+    Bilinear with half-pixel centres, as PyTorch's ``interpolate(align_corners=False)``
+    (torchvision's FCN and DeepLabV3); ``nearest`` for U-Net's and FPN's ×2 upsampling."""
+
+    def __init__(self, interpolation: str = "bilinear", **kwargs):
+        super().__init__(**kwargs)
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(
+                f"interpolation must be 'bilinear' or 'nearest'; got {interpolation!r}"
+            )
+        self.interpolation = interpolation
+
+    def call(self, inputs):
+        x, reference = inputs
+        size = ops.shape(reference)[1:3]
+        return ops.cast(
+            ops.image.resize(x, size, interpolation=self.interpolation, antialias=False),
+            x.dtype,
+        )
+
+    def compute_output_shape(self, input_shapes):
+        (n, _, _, c), (_, h, w, _) = input_shapes
+        return (n, h, w, c)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "interpolation": self.interpolation}
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class PadToMultiple(keras.layers.Layer):
+    """Zero-pad the bottom and right of an image batch to a multiple of ``multiple``: the
+    decoders that add features of every stride need sizes that halve exactly."""
+
+    def __init__(self, multiple: int, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        h, w = ops.shape(x)[1], ops.shape(x)[2]
+        m = self.multiple
+        return ops.pad(x, [[0, 0], [0, (-h) % m], [0, (-w) % m], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        m = self.multiple
+
+        def up(d):
+            return None if d is None else -(-d // m) * m
+
+        return (n, up(h), up(w), c)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class CropLike(keras.layers.Layer):
+    """Crop ``x`` to the height and width of ``reference`` from the top left (undoes
+    ``PadToMultiple``): ``[x, reference] -> x'``."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        h, w = ops.shape(reference)[1], ops.shape(reference)[2]
+        return x[:, :h, :w, :]
+
+    def compute_output_shape(self, input_shapes):
+        (n, _, _, c), (_, h, w, _) = input_shapes
+        return (n, h, w, c)

@@ -1,0 +1,121 @@
+"""Segmentation models: torchvision's exact counts, every head on any input size, output
+strides, saving, and errors that name what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import resnetkit
+from resnetkit.tasks.segment.layers import ResizeLike
+from resnetkit.tasks.segment.model import Segmenter, create_segmenter, list_segmenters
+
+
+def _trainable(model) -> int:
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+@pytest.mark.parametrize(
+    ("name", "aux", "count"),
+    [  # torchvision 0.29.1, num_classes=21, weights_backbone=None (trainable BatchNorm)
+        ("fcn_resnet50", False, 32_957_013),
+        ("fcn_resnet50", True, 35_322_218),
+        ("deeplabv3_resnet50", False, 39_638_869),
+        ("deeplabv3_resnet50", True, 42_004_074),
+    ],
+)
+def test_torchvision_models_have_its_exact_parameter_counts(name, aux, count):
+    model = create_segmenter(name, num_classes=21, aux=aux)
+    assert _trainable(model) == count
+    assert model.output_stride == 8  # torchvision's replace_stride_with_dilation=[F, T, T]
+
+
+def test_unet_resnet34_matches_segmentation_models_pytorch():
+    # smp.Unet("resnet34", classes=1): 24,436,369 parameters.
+    assert _trainable(create_segmenter("unet_resnet34", num_classes=1)) == 24_436_369
+
+
+@pytest.mark.parametrize("head", ["fcn", "deeplabv3", "deeplabv3plus", "unet", "fpn"])
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet20"])
+def test_every_head_segments_an_odd_size_to_its_own_size(head, backbone):
+    model = create_segmenter(f"{head}_{backbone}", num_classes=4)
+    for size in ((65, 47), (32, 32)):
+        logits = model(np.random.default_rng(0).normal(size=(2, *size, 3)).astype("float32"))
+        assert tuple(logits.shape) == (2, *size, 4)
+        assert np.isfinite(np.asarray(logits)).all()
+
+
+def test_output_stride_sets_the_backbone_and_aspp_rates():
+    for stride, rates in ((8, (12, 24, 36)), (16, (6, 12, 18))):
+        model = create_segmenter("deeplabv3plus_resnet18", num_classes=3, output_stride=stride)
+        assert model.backbone.feature_info["stage4"].stride == stride
+        assert [model.get_layer(f"aspp_b{i}_conv").dilation_rate[0] for i in (1, 2, 3)] == list(
+            rates
+        )
+    given = create_segmenter("deeplabv3_resnet18", num_classes=3, aspp_rates=(2, 4, 6))
+    assert given.get_layer("aspp_b3_conv").dilation_rate == (6, 6)
+
+
+def test_decoders_of_every_stride_refuse_dilation():
+    with pytest.raises(ValueError, match="output_stride must be 32"):
+        create_segmenter("unet_resnet18", output_stride=16)
+
+
+def test_the_auxiliary_head_gives_a_second_output():
+    model = create_segmenter("fcn_resnet18", num_classes=3, aux=True)
+    out = model(np.zeros((1, 40, 40, 3), "float32"))
+    assert set(out) == {"logits", "aux_logits"}
+    assert out["aux_logits"].shape == out["logits"].shape == (1, 40, 40, 3)
+
+
+def test_a_saved_segmenter_loads_in_a_fresh_process_after_import_resnetkit(tmp_path):
+    import subprocess
+    import sys
+
+    model = create_segmenter("unet_resnet8_fast", num_classes=3, input_shape=(None, None, 1))
+    model.save(tmp_path / "m.keras")
+    x = np.random.default_rng(1).normal(size=(1, 29, 31, 1)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", np.asarray(model(x)))
+    code = (
+        "import numpy as np, resnetkit, sys; d = sys.argv[1];"
+        "m = resnetkit.load_model(d + '/m.keras');"
+        "np.testing.assert_allclose(m(np.load(d + '/x.npy')), np.load(d + '/y.npy'), atol=1e-6);"
+        "print(type(m).__name__, m.get_config()['architecture'])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["Segmenter", "unet_resnet8_fast"]
+    assert isinstance(resnetkit.load_model(tmp_path / "m.keras"), Segmenter)
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [("unet_resnet51", "backbone of 'unet_resnet51'"), ("deeplab_resnet50", "segmentation head")],
+)
+def test_a_bad_name_says_which_part_is_wrong(name, match):
+    with pytest.raises(ValueError, match=match):
+        create_segmenter(name)
+
+
+def test_the_list_covers_every_head_and_backbone():
+    names = list_segmenters(["resnet50"])
+    assert names == [
+        "fcn_resnet50", "deeplabv3_resnet50", "deeplabv3plus_resnet50", "unet_resnet50",
+        "fpn_resnet50",
+    ]  # fmt: skip
+    assert "unet_resnet8_fast" in list_segmenters()
+
+
+def test_bilinear_resize_is_pytorchs_align_corners_false():
+    x = np.random.default_rng(2).normal(size=(1, 7, 5, 3)).astype("float32")
+    ours = ResizeLike()([x, np.zeros((1, 52, 37, 1), "float32")])
+    theirs = F.interpolate(
+        torch.from_numpy(x).permute(0, 3, 1, 2), size=(52, 37), mode="bilinear",
+        align_corners=False,
+    ).permute(0, 2, 3, 1)  # fmt: skip
+    np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), atol=1e-6)
