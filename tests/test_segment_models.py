@@ -119,3 +119,31 @@ def test_bilinear_resize_is_pytorchs_align_corners_false():
         align_corners=False,
     ).permute(0, 2, 3, 1)  # fmt: skip
     np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "aux"), [("fcn_resnet18", True), ("deeplabv3_resnet18", True)])
+def test_torchvision_key_map_covers_every_weight(name, aux):
+    """The map is one to one: a state dict written from one model loads every weight of a
+    fresh one, which then computes the same logits (the interop tier compares with
+    torchvision itself)."""
+    from helpers import fill_weights
+
+    from resnetkit.tasks.segment.torchvision_weights import (
+        load_torchvision_state,
+        torchvision_state,
+    )
+
+    source = create_segmenter(name, num_classes=5, aux=aux)
+    fill_weights(source, seed=4)
+    state = torchvision_state(source)
+    assert "backbone.layer4.1.conv2.weight" in state and "aux_classifier.4.bias" in state
+    assert not any(k.startswith("backbone.fc") for k in state)
+    fresh = create_segmenter(name, num_classes=5, aux=aux)
+    report = load_torchvision_state(fresh, state)
+    assert report.assigned == len(fresh.weights)
+    x = np.random.default_rng(3).normal(size=(1, 45, 37, 3)).astype("float32")
+    for key in ("logits", "aux_logits"):
+        np.testing.assert_allclose(fresh(x)[key], source(x)[key], rtol=1e-5, atol=1e-5)
+    state["classifier.4.weight"] = state["classifier.4.weight"][:3]
+    with pytest.raises(ValueError, match="shape mismatch"):
+        load_torchvision_state(fresh, state)

@@ -170,7 +170,8 @@ def _listing(title: str, items: list[str], limit: int = 12) -> str:
 def head_layer(model) -> str:
     from resnetkit.models.layout import LAYOUTS
 
-    return LAYOUTS[model.variant.layout].top("head_fc")
+    spec = model.variant if hasattr(model, "variant") else model.backbone.variant  # a task's
+    return LAYOUTS[spec.layout].top("head_fc")
 
 
 def _has_head(model) -> bool:
@@ -182,7 +183,7 @@ def _num_classes(model) -> int | None:
 
 
 def _first_conv_kernel(model) -> str | None:
-    for layer in model.layers:
+    for layer in model._flatten_layers(include_self=False):  # into a nested backbone too
         if isinstance(layer, keras.layers.Conv2D):
             return f"{layer.name}/kernel"
     return None

@@ -80,10 +80,12 @@ def _blocks(spec: Variant, pattern: str):
 
 
 def to_keras(
-    state: dict[str, np.ndarray], spec: Variant
+    state: dict[str, np.ndarray], spec: Variant, names: dict[str, str] | None = None
 ) -> tuple[dict[str, np.ndarray], list[str]]:
-    """Translate a state dict to ``{"layer/weight": array}``; also return unknown keys."""
-    names = module_map(spec)
+    """Translate a state dict to ``{"layer/weight": array}``; also return unknown keys.
+    ``names``: module path → layer name (default: the variant's ``module_map``; a task's
+    model passes its own, backbone and head)."""
+    names = module_map(spec) if names is None else names
     bn_modules = {k.rsplit(".", 1)[0] for k in state if k.endswith(".running_mean")}
     arrays: dict[str, np.ndarray] = {}
     unknown: list[str] = []
@@ -114,10 +116,13 @@ def to_keras(
     return arrays, unknown
 
 
-def from_keras(model) -> dict[str, np.ndarray]:
-    """``model``'s weights as a state dict with the source framework's key names."""
-    spec = model.variant
-    layer_to_module = {v: k for k, v in module_map(spec).items()}
+def from_keras(
+    model, names: dict[str, str] | None = None, spec: Variant | None = None
+) -> dict[str, np.ndarray]:
+    """``model``'s weights as a state dict with the source framework's key names
+    (``names`` as in ``to_keras``; by default those of ``spec``, ``model.variant``)."""
+    spec = spec or model.variant
+    layer_to_module = {v: k for k, v in (names or module_map(spec)).items()}
     state: dict[str, np.ndarray] = {}
     for w in model.weights:
         layer, leaf = w.path.rsplit("/", 1)
