@@ -36,8 +36,14 @@ def source_model(name: str):
 
     torch.manual_seed(0)
     model = timm.create_model(name) if name in TIMM else getattr(torchvision.models, name)()
-    # Non-trivial BatchNorm statistics and affine parameters: defaults (0, 1) would hide
-    # a wrong mapping of running_mean/var or weight/bias.
+    return with_bn_statistics(model)
+
+
+def with_bn_statistics(model):
+    """``model`` in eval mode with non-trivial BatchNorm statistics and affine parameters:
+    defaults (0, 1) would hide a wrong mapping of running_mean/var or weight/bias."""
+    import torch
+
     g = torch.Generator().manual_seed(1)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
@@ -95,3 +101,35 @@ def test_exported_state_dict_loads_strictly_in_pytorch(name, tmp_path):
     rel, worst = errors(model(x).numpy(), torch_logits(target, x))
     print(f"\n{name} exported: relative L2 error {rel:.2e}, max abs {worst:.2e}")
     assert rel <= 1e-4
+
+
+@pytest.mark.parametrize("aux", [False, True])
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_torchvision_segmentation_state_dicts_give_its_logits(name, aux):
+    import torch
+    import torchvision
+
+    from resnetkit.tasks.segment.model import create_segmenter
+    from resnetkit.tasks.segment.torchvision_weights import load_torchvision_state
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    build = getattr(torchvision.models.segmentation, name)
+    theirs = with_bn_statistics(
+        build(weights=None, weights_backbone=None, num_classes=21, aux_loss=aux)
+    )
+    state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    ours = create_segmenter(name, num_classes=21, aux=aux)
+    load_torchvision_state(ours, state, source=name)
+    for h, w in SIZES:
+        x = images((1, h, w, 3))
+        with torch.no_grad():
+            expected = theirs(torch.from_numpy(x).permute(0, 3, 1, 2).contiguous())
+        got = ours(x)
+        pairs = [("out", got["logits"] if aux else got)]
+        if aux:
+            pairs.append(("aux", got["aux_logits"]))
+        for key, mine in pairs:
+            rel, worst = errors(np.asarray(mine), expected[key].permute(0, 2, 3, 1).numpy())
+            print(f"\n{name} aux={aux} {key} {h}x{w}: relative L2 {rel:.2e}, max abs {worst:.2e}")
+            assert rel <= 1e-4

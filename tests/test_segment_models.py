@@ -38,7 +38,7 @@ def test_unet_resnet34_matches_segmentation_models_pytorch():
 
 
 @pytest.mark.parametrize("head", ["fcn", "deeplabv3", "deeplabv3plus", "unet", "fpn"])
-@pytest.mark.parametrize("backbone", ["resnet18", "resnet20"])
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet20", "seed"])  # seed: one stage
 def test_every_head_segments_an_odd_size_to_its_own_size(head, backbone):
     model = create_segmenter(f"{head}_{backbone}", num_classes=4)
     for size in ((65, 47), (32, 32)):
@@ -147,3 +147,15 @@ def test_torchvision_key_map_covers_every_weight(name, aux):
     state["classifier.4.weight"] = state["classifier.4.weight"][:3]
     with pytest.raises(ValueError, match="shape mismatch"):
         load_torchvision_state(fresh, state)
+
+
+@pytest.mark.parametrize(
+    ("name", "gmacs"), [("fcn_resnet50", 152.72), ("deeplabv3_resnet50", 178.72)]
+)
+def test_macs_are_torchvisions_published_figures(name, gmacs):
+    """torchvision's model table: GFLOPS (multiply-accumulates) at 520×520 of the COCO
+    weights, which have the auxiliary head."""
+    from resnetkit.models.flops import count_macs
+
+    model = create_segmenter(name, num_classes=21, aux=True, input_shape=(520, 520, 3))
+    assert count_macs(model).macs / 1e9 == pytest.approx(gmacs, abs=0.005)

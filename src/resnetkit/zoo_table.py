@@ -19,6 +19,9 @@ from resnetkit.names import unknown_name_error
 
 TABLE = ("models", "zoo.json")  # inside the resnetkit package
 WRITE_COMMAND = "python -m resnetkit.models.zoo --write"
+SEGMENTATION_TABLE = ("tasks", "segment", "zoo.json")
+SEGMENTATION_WRITE_COMMAND = "python -m resnetkit.tasks.segment.zoo --write"
+TABLES = {"classification": TABLE, "segmentation": SEGMENTATION_TABLE}  # by task
 
 
 @dataclass(frozen=True)
@@ -42,14 +45,15 @@ class ZooEntry:
         return {**asdict(self), "input_size": list(self.input_size)}
 
 
-def table_path() -> Path:
+def table_path(table: tuple[str, ...] = TABLE) -> Path:
     """Where the shipped table is (``--write`` writes it there, in the source tree)."""
-    return Path(__file__).parent.joinpath(*TABLE)
+    return Path(__file__).parent.joinpath(*table)
 
 
-def shipped_table(family: str | None = None) -> list[ZooEntry]:
-    """The shipped entries in the zoo's order, optionally only one family's."""
-    text = resources.files("resnetkit").joinpath(*TABLE).read_text(encoding="utf-8")
+def shipped_table(family: str | None = None, table: tuple[str, ...] = TABLE) -> list[ZooEntry]:
+    """The shipped entries in the zoo's order, optionally only one family's (``table``:
+    the classifiers' by default, or ``SEGMENTATION_TABLE``)."""
+    text = resources.files("resnetkit").joinpath(*table).read_text(encoding="utf-8")
     entries = [ZooEntry.from_dict(row) for row in json.loads(text)["models"]]
     families = {e.family for e in entries}
     if family is not None and family not in families:
@@ -57,7 +61,7 @@ def shipped_table(family: str | None = None) -> list[ZooEntry]:
     return [e for e in entries if family is None or e.family == family]
 
 
-def table_json(entries: list[ZooEntry]) -> str:
-    """The text of ``models/zoo.json`` for ``entries``."""
+def table_json(entries: list[ZooEntry], command: str = WRITE_COMMAND) -> str:
+    """The text of a shipped table (``models/zoo.json`` by default) for ``entries``."""
     rows = ",\n".join("  " + json.dumps(e.to_dict(), ensure_ascii=False) for e in entries)
-    return f'{{\n "generated_by": {json.dumps(WRITE_COMMAND)},\n "models": [\n{rows}\n ]\n}}\n'
+    return f'{{\n "generated_by": {json.dumps(command)},\n "models": [\n{rows}\n ]\n}}\n'

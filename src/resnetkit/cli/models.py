@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from resnetkit.zoo_table import ZooEntry, shipped_table
+from resnetkit.zoo_table import TABLES, ZooEntry, shipped_table
 
 HEADER = ("name", "family", "trainable params", "total params", "GMACs", "input", "classes")
 RIGHT_ALIGNED = {2, 3, 4, 6}  # the number columns
@@ -19,7 +19,16 @@ NOTE = (
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list every model with parameters and GMACs")
     families = ", ".join(dict.fromkeys(e.family for e in shipped_table()))
-    p.add_argument("--family", help=f"only this family ({families})")
+    p.add_argument(
+        "--task",
+        choices=tuple(TABLES),
+        default="classification",
+        help="the classifiers (default) or the segmentation models (HEAD_BACKBONE names, at "
+        "520×520 for ImageNet backbones, 21 classes)",
+    )
+    p.add_argument(
+        "--family", help=f"only this family ({families}; segmentation: a head, e.g. unet)"
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument(
         "--no-cache",
@@ -39,7 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     """The shipped table (no model is built), or every model measured with --no-cache."""
-    if args.no_cache:
+    if args.task == "segmentation":
+        entries = shipped_table(args.family, TABLES["segmentation"])
+        if args.no_cache:
+            from resnetkit.tasks.segment.zoo import measure
+
+            entries = [measure(e.name) for e in entries]
+    elif args.no_cache:
         from resnetkit.models import list_models
         from resnetkit.models.zoo import zoo_table
 

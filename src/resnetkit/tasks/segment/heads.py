@@ -84,13 +84,15 @@ def deeplabv3plus(high, low, num_classes: int, rates: tuple[int, ...], *, dtype=
     return classifier(y, num_classes, "decoder_classifier", dtype=dtype)
 
 
-def unet(levels: list, num_classes: int, channels: tuple[int, ...], *, dtype=None):
-    """``levels``: feature tensors from the deepest to the shallowest, each at half the
-    stride of the one before; one decoder block per entry of ``channels``, the blocks past
-    the shallowest feature without a skip."""
+def unet(levels: list, image, num_classes: int, channels: tuple[int, ...], *, dtype=None):
+    """``levels``: feature tensors from the deepest to the shallowest stride; one decoder
+    block per entry of ``channels``: upsampled (nearest) to the next level's size and joined
+    with it, the block past the shallowest level upsampled to ``image``'s size alone. On
+    inputs padded to a multiple of the stride every upsampling is an exact ×2."""
     y, skips = levels[0], levels[1:]
     for i, width in enumerate(channels):
-        y = keras.layers.UpSampling2D(2, name=f"decoder{i}_upsample", dtype=dtype)(y)
+        target = skips[i] if i < len(skips) else image
+        y = ResizeLike("nearest", name=f"decoder{i}_upsample", dtype=dtype)([y, target])
         if i < len(skips):
             y = keras.layers.Concatenate(name=f"decoder{i}_concat", dtype=dtype)([y, skips[i]])
         y = conv_bn_relu(y, width, 3, f"decoder{i}_0", dtype=dtype)
@@ -99,14 +101,14 @@ def unet(levels: list, num_classes: int, channels: tuple[int, ...], *, dtype=Non
 
 
 def fpn(levels: list, num_classes: int, pyramid: int = 256, channels: int = 128, *, dtype=None):
-    """``levels``: feature tensors from the shallowest (stride 4) to the deepest, each at
-    twice the stride of the one before."""
+    """``levels``: feature tensors from the shallowest (stride 4) to the deepest; each
+    coarser map is upsampled to the next finer one's size (×2 on padded inputs)."""
     top = None
     pyramid_maps = []
     for i in reversed(range(len(levels))):
         lateral = keras.layers.Conv2D(pyramid, 1, name=f"fpn_lateral{i}", dtype=dtype)(levels[i])
         if top is not None:
-            up = keras.layers.UpSampling2D(2, name=f"fpn_upsample{i}", dtype=dtype)(top)
+            up = ResizeLike("nearest", name=f"fpn_upsample{i}", dtype=dtype)([top, lateral])
             lateral = keras.layers.Add(name=f"fpn_add{i}", dtype=dtype)([lateral, up])
         top = lateral
         pyramid_maps.insert(0, lateral)
@@ -120,8 +122,9 @@ def fpn(levels: list, num_classes: int, pyramid: int = 256, channels: int = 128,
             )(y)
             y = keras.layers.GroupNormalization(32, name=f"{name}_gn", dtype=dtype)(y)
             y = keras.layers.ReLU(name=f"{name}_relu", dtype=dtype)(y)
-            if i > 0:
-                y = keras.layers.UpSampling2D(2, name=f"{name}_upsample", dtype=dtype)(y)
+            if i > 0:  # one level finer per block, down to the stride-4 level
+                finer = pyramid_maps[i - 1 - j]
+                y = ResizeLike(name=f"{name}_upsample", dtype=dtype)([y, finer])
         outputs.append(y)
     y = keras.layers.Add(name="fpn_merge", dtype=dtype)(outputs) if len(outputs) > 1 else outputs[0]
     y = keras.layers.Dropout(0.2, name="fpn_dropout", dtype=dtype)(y)

@@ -72,8 +72,9 @@ class Segmenter(keras.Model):
             then returns ``{"logits": ..., "aux_logits": ...}``.
         aspp_rates: the ASPP's three dilation rates; default: by output stride (12/24/36 at
             8, 6/12/18 at 16).
-        decoder_channels: U-Net's decoder widths, one block each (default 256 … 16, as many
-            as halve the stride down to 1).
+        decoder_channels: U-Net's decoder widths, one per block: a block per stride below
+            the deepest, and one more up to the input's size (default: the last of 256, 128,
+            64, 32, 16, as segmentation_models_pytorch).
         dtype: a Keras dtype policy; the logits are float32 under mixed precision.
         preprocessing: the backbone weights' ``Preprocessing.to_dict()``, saved with the model.
     """
@@ -123,17 +124,25 @@ class Segmenter(keras.Model):
             )
         elif head_name == "unet":
             levels = _one_per_stride(features, info)
-            depth = max(info[n].stride for n in info).bit_length() - 1  # halvings to stride 1
-            channels = tuple(decoder_channels or UNET_CHANNELS[:depth])
-            logits = heads.unet(levels, num_classes, channels, dtype=dtype)
+            blocks = len(levels) - 1 + (min(i.stride for i in info.values()) > 1)
+            channels = tuple(decoder_channels or UNET_CHANNELS[len(UNET_CHANNELS) - blocks :])
+            if len(channels) != blocks:
+                raise ValueError(
+                    f"{architecture}: decoder_channels needs {blocks} widths, one per "
+                    f"decoder block; got {list(channels)}"
+                )
+            logits = heads.unet(levels, x, num_classes, channels, dtype=dtype)
         else:
-            levels = [features[n] for n in stages if info[n].stride >= 4]
+            # One level per stride of the stages, the deepest four (ImageNet: 4 to 32).
+            levels = _one_per_stride(features, {n: info[n] for n in stages})[:4][::-1]
             logits = heads.fpn(levels, num_classes, dtype=dtype)
         logits = ResizeLike(name="logits_resize", dtype=logits.dtype)([logits, x])
         if multiple > 1:
             logits = CropLike(name="logits_crop", dtype=logits.dtype)([logits, image])
         outputs = logits
         if aux:
+            if len(stages) < 2:
+                raise ValueError(f"{architecture}: the auxiliary head needs two stages")
             aux_logits = heads.fcn(features[stages[-2]], num_classes, "aux", dtype=dtype)
             aux_logits = ResizeLike(name="aux_resize", dtype=aux_logits.dtype)([aux_logits, x])
             outputs = {"logits": logits, "aux_logits": aux_logits}

@@ -1,0 +1,90 @@
+"""The segmentation zoo table: every ``HEAD_BACKBONE`` model with its measured parameters
+and MACs at its default size, shipped as ``tasks/segment/zoo.json`` for
+``resnetkit models --task segmentation``. After a change to the heads, regenerate it with
+
+    python -m resnetkit.tasks.segment.zoo --write
+
+The default size is torchvision's segmentation size, 520×520, for backbones made for 224
+pixels, and the backbone's own size for small-image ones (CIFAR family: 32); the classes are
+Pascal VOC's 21. Figures are those of the model without the auxiliary head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import keras
+
+from resnetkit.files import write_atomic
+from resnetkit.models.flops import count_macs, count_params
+from resnetkit.models.variants import VARIANTS
+from resnetkit.tasks.segment.model import HEADS, create_segmenter, list_segmenters, split_name
+from resnetkit.zoo_table import (
+    SEGMENTATION_TABLE,
+    SEGMENTATION_WRITE_COMMAND,
+    ZooEntry,
+    table_json,
+    table_path,
+)
+
+SEGMENTATION_SIZE = 520  # torchvision's evaluation size for its segmentation models
+NUM_CLASSES = 21
+
+
+def default_size(backbone: str) -> int:
+    size = VARIANTS[backbone].input_size
+    return SEGMENTATION_SIZE if size >= 224 else size
+
+
+def measure(name: str) -> ZooEntry:
+    """Build ``name`` at its default size and measure it."""
+    head, backbone = split_name(name)
+    size = default_size(backbone)
+    model = create_segmenter(name, num_classes=NUM_CLASSES, input_shape=(size, size, 3))
+    trainable, total = count_params(model)
+    entry = ZooEntry(
+        name=name,
+        family=head,
+        trainable_params=trainable,
+        total_params=total,
+        gmacs=count_macs(model).macs / 1e9,
+        input_size=(size, size, 3),
+        num_classes=NUM_CLASSES,
+        description=f"{HEADS[head].description}; {backbone} backbone at output stride "
+        f"{model.output_stride}",
+    )
+    del model
+    keras.backend.clear_session()
+    return entry
+
+
+def write_table(path: str | Path | None = None) -> Path:
+    """Measure every segmentation model and write the table (default: the shipped file)."""
+    path = Path(path) if path is not None else table_path(SEGMENTATION_TABLE)
+    names = list_segmenters()
+    entries = []
+    for i, name in enumerate(names, 1):
+        print(f"measuring {name} ({i}/{len(names)})", file=sys.stderr)
+        entries.append(measure(name))
+    write_atomic(path, table_json(entries, SEGMENTATION_WRITE_COMMAND))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m resnetkit.tasks.segment.zoo",
+        description="Measure every segmentation model and write the table resnetkit ships.",
+    )
+    parser.add_argument("--write", action="store_true", help="write tasks/segment/zoo.json")
+    parser.add_argument("--out", help="write here instead of the shipped file")
+    args = parser.parse_args(argv)
+    if not args.write:
+        parser.error("nothing to do: pass --write")
+    print(f"wrote {write_table(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
