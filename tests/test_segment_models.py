@@ -159,3 +159,9 @@ def test_macs_are_torchvisions_published_figures(name, gmacs):
 
     model = create_segmenter(name, num_classes=21, aux=True, input_shape=(520, 520, 3))
     assert count_macs(model).macs / 1e9 == pytest.approx(gmacs, abs=0.005)
+
+
+def test_a_fixed_size_that_is_not_a_multiple_of_the_stride_is_padded_inside():
+    model = create_segmenter("unet_resnet8_fast", num_classes=3, input_shape=(28, 30, 1))
+    assert model.backbone.input_shape == (None, 32, 32, 1)  # padded to multiples of 8
+    assert tuple(model(np.zeros((2, 28, 30, 1), "float32")).shape) == (2, 28, 30, 3)

@@ -102,15 +102,21 @@ class Segmenter(keras.Model):
             )
         stride = output_stride or head.output_stride
         stages = [f"stage{i}" for i in range(1, len(get_variant(backbone_name).depths) + 1)]
-        backbone = ResNet(
-            backbone_name, input_shape=tuple(input_shape), include_top=False,
-            features=["stem", *stages], output_stride=stride, dtype=dtype,
-            preprocessing=preprocessing, name=f"{backbone_name}_backbone",
-        )  # fmt: skip
+
+        def build_backbone(shape) -> ResNet:
+            return ResNet(
+                backbone_name, input_shape=shape, include_top=False,
+                features=["stem", *stages], output_stride=stride, dtype=dtype,
+                preprocessing=preprocessing, name=f"{backbone_name}_backbone",
+            )  # fmt: skip
+
+        backbone = build_backbone(tuple(input_shape))
         info = backbone.feature_info
         image = keras.Input(shape=tuple(input_shape), name="image")
         multiple = 1 if head.dilates else max(i.stride for i in info.values())
         x = PadToMultiple(multiple, name="pad", dtype=dtype)(image) if multiple > 1 else image
+        if tuple(x.shape[1:]) != tuple(input_shape):  # a fixed size, padded
+            backbone = build_backbone(tuple(x.shape[1:]))
         features = backbone(x)
         rates = tuple(aspp_rates or ASPP_RATES[stride or 32])
         last = stages[-1]
