@@ -77,3 +77,32 @@ def multipart(files: dict[str, bytes]) -> tuple[str, bytes]:
         body += head.encode() + data + b"\r\n"
     body += f"--{boundary}--\r\n".encode()
     return f"multipart/form-data; boundary={boundary}", body
+
+
+def write_voc(root, count: int = 24, size: int = 32, seed: int = 0):
+    """A Pascal VOC-layout folder of ``count`` scenes: red (class 1) and blue (class 2)
+    squares on dark noise, palette masks, 80% train / 20% val lists and a classes.txt."""
+    from pathlib import Path
+
+    root = Path(root)
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    stems = [f"{i:03d}" for i in range(count)]
+    for stem in stems:
+        image = rng.integers(0, 80, (size, size, 3), dtype=np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        for _ in range(2):
+            label, side = int(rng.integers(1, 3)), int(rng.integers(size // 5, size // 2))
+            y, x = rng.integers(0, size - side, 2)
+            mask[y : y + side, x : x + side] = label
+            image[y : y + side, x : x + side] = (200, 40, 40) if label == 1 else (40, 40, 200)
+        Image.fromarray(image).save(root / "JPEGImages" / f"{stem}.jpg", quality=95)
+        png = Image.fromarray(mask, mode="P")
+        png.putpalette([0, 0, 0, 128, 0, 0, 0, 0, 128] + [0] * 759)
+        png.save(root / "SegmentationClass" / f"{stem}.png")
+    cut = int(count * 0.8)
+    (root / "ImageSets/Segmentation/train.txt").write_text("\n".join(stems[:cut]) + "\n")
+    (root / "ImageSets/Segmentation/val.txt").write_text("\n".join(stems[cut:]) + "\n")
+    (root / "classes.txt").write_text("background\nred\nblue\n")
+    return root

@@ -36,16 +36,18 @@ def training_curves(history: list[dict], path: str | Path) -> None:
     plt = _pyplot()
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, metric in zip(axes[:2], ("loss", "accuracy"), strict=True):
+    score = "miou" if any("miou" in row for row in history) else "accuracy"
+    for ax, metric in zip(axes[:2], ("loss", score), strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = [row.get(prefix + metric) for row in history]
             if any(v is not None for v in values):
                 label = "validation" if prefix else "training"
                 ax.plot(epochs, values, style, marker=".", label=label)
-        ax.set_title(metric)
+        ax.set_title({"miou": "mean IoU"}.get(metric, metric))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_lines():
+            ax.legend()
     axes[2].plot(epochs, [row.get("lr") for row in history], marker=".")
     axes[2].set_title("learning rate (end of epoch)")
     axes[2].set_xlabel("epoch")

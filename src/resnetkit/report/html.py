@@ -70,7 +70,12 @@ def render(run: RunDir) -> str:
 
 def _overview(summary: dict, history: list[dict], metrics: dict | None) -> str:
     rows = []
-    if metrics:
+    if metrics and "miou" in metrics:  # segmentation
+        split = metrics.get("split", "test")
+        rows.append((f"{split} mean IoU", f"{metrics['miou']:.4f}"))
+        rows.append((f"{split} pixel accuracy", _pct(metrics["pixel_accuracy"])))
+        rows.append((f"{split} frequency-weighted IoU", f"{metrics['fw_iou']:.4f}"))
+    elif metrics:
         split = metrics.get("split", "test")
         tta = " (flip TTA)" if metrics.get("tta") else ""
         rows.append((f"{split} accuracy{tta}", _pct(metrics["accuracy"])))
@@ -118,6 +123,8 @@ def _section_curves(run: RunDir, history: list[dict]) -> str:
 def _section_evaluation(evaluation: Path | None, metrics: dict | None) -> str:
     if not metrics:
         return "<h2>Evaluation</h2><p class='muted'>No test or validation split was evaluated.</p>"
+    if "miou" in metrics:
+        return _section_segmentation(evaluation, metrics)
     split = metrics.get("split", evaluation.name)
     rows = [
         (name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", f"{m['support']:,}")
@@ -141,6 +148,22 @@ def _section_evaluation(evaluation: Path | None, metrics: dict | None) -> str:
             _img(evaluation / "reliability.png", "reliability diagram"),
             "<h3>Most confident mistakes</h3>",
             _img(evaluation / "mistakes.png", "most confident mistakes"),
+        ]
+    )
+
+
+def _section_segmentation(evaluation: Path, metrics: dict) -> str:
+    """Per-class IoU and the pixel confusion matrix of a segmentation run."""
+    rows = [(name, "–" if iou is None else f"{iou:.4f}")
+            for name, iou in metrics["per_class_iou"].items()]  # fmt: skip
+    split = metrics.get("split", evaluation.name)
+    return "\n".join(
+        [
+            f"<h2>Evaluation on the {_e(split)} split ({metrics['images']:,} images)</h2>",
+            f"<p>Mean IoU {metrics['miou']:.4f} over the classes present (– : a class in "
+            "neither the masks nor the predictions); pixels labelled 255 are not scored.</p>",
+            _table(["class", "IoU"], rows),
+            _img(evaluation / "confusion_matrix_normalized.png", "pixel confusion, normalized"),
         ]
     )
 
@@ -181,7 +204,10 @@ def _section_data(run: RunDir, summary: dict) -> str:
         splits = list(data["counts"])
         rows = [[c, *(f"{data['counts'][s][i]:,}" for s in splits)] for i, c in enumerate(classes)]
         rows.append(["total", *(f"{sum(data['counts'][s]):,}" for s in splits)])
-        parts.append(f"<p>{_e(str(summary.get('data')))}: {len(classes)} classes.</p>")
+        unit = data.get("unit", "images")
+        parts.append(
+            f"<p>{_e(str(summary.get('data')))}: {len(classes)} classes; {unit} per class.</p>"
+        )
         parts.append(_table(["class", *splits], rows))
     bad = run.bad_images
     if bad.is_file():

@@ -22,8 +22,36 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # base.py imports Keras; the registry of names does not need it
     from resnetkit.tasks.base import Task
 
-TASKS = ("classification",)  # the values of the config's ``task`` key
+TASKS = ("classification", "segmentation")  # the values of the config's ``task`` key
 MODEL_MODULES = ("resnetkit.models", "resnetkit.tasks.segment.model")  # register their classes
+
+
+def task_of(model_name: str) -> str:
+    """The task a model name belongs to: ``HEAD_BACKBONE`` names (``unet_resnet18``) are
+    segmentation models, zoo names classifiers."""
+    from resnetkit.models.variants import VARIANTS
+    from resnetkit.tasks.segment.model import HEADS
+
+    head = model_name.partition("_")[0]
+    return "segmentation" if model_name not in VARIANTS and head in HEADS else "classification"
+
+
+def resolve_task(task: str, model_name: str) -> str:
+    """The task a run trains: the one its model name belongs to (``unet_resnet18``:
+    segmentation) when the config leaves the default; an error when they disagree."""
+    implied = task_of(model_name)
+    if task == "classification" and implied == "segmentation":
+        return implied
+    if task != implied:
+        raise ValueError(f"task={task!r} does not fit model {model_name!r} ({implied})")
+    return task
+
+
+def backbone_of(model_name: str) -> str:
+    """The zoo backbone of a task's model name (a classifier's name is its own)."""
+    if task_of(model_name) == "classification":
+        return model_name
+    return model_name.partition("_")[2]
 
 
 def load_model(path):
@@ -46,6 +74,10 @@ def get_task(config) -> Task:
         from resnetkit.tasks.classify.task import Classification
 
         return Classification(config)
+    if name == "segmentation":
+        from resnetkit.tasks.segment.task import Segmentation
+
+        return Segmentation(config)
     from resnetkit.names import unknown_name_error
 
     raise unknown_name_error("task", name, TASKS)

@@ -273,6 +273,6 @@ class Progress(keras.callbacks.Callback):
 def _metrics(logs: dict | None) -> str:
     shown = []
     for k, v in (logs or {}).items():
-        if k.endswith("loss") or "accuracy" in k:
+        if k.endswith("loss") or "accuracy" in k or k.endswith("miou"):
             shown.append(f"{k.replace('accuracy', 'acc')} {float(v):.4f}")
     return "  ".join(shown)

@@ -27,7 +27,7 @@ from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.names import unknown_name_error
 
 # The closed sets of the config, one Literal each (the CLI's choices are these).
-Task = Literal["classification"]  # resnetkit.tasks.TASKS
+Task = Literal["classification", "segmentation"]  # resnetkit.tasks.TASKS
 BadImagePolicy = Literal["skip", "error"]
 ClassWeight = Literal["auto"]  # weight each class by n / (classes × count)
 Optimizer = Literal["sgd", "adamw", "lamb"]

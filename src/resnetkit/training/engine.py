@@ -32,7 +32,7 @@ import tensorflow as tf
 from resnetkit.data.checks import apply_bad_image_policy, scan_images
 from resnetkit.files import atomic_path, write_atomic
 from resnetkit.rundir import RunDir
-from resnetkit.tasks import get_task
+from resnetkit.tasks import get_task, resolve_task
 from resnetkit.tasks.base import Task
 from resnetkit.training import budget, rules
 from resnetkit.training.callbacks import NanGuard, Progress, RunRecorder, StopSignals
@@ -143,6 +143,7 @@ def _resolve_config(config: Config | None, run_dir, resume: bool) -> tuple[Confi
         run = RunDir(run_dir if run_dir is not None else default_run_dir(config))
         precision = resolve_precision(config.run.precision)  # the saved config records the choice
         config = replace(config, run=replace(config.run, precision=precision))
+        config = replace(config, task=resolve_task(config.task, config.model.name))
     _check_config(config)
     return config, run
 

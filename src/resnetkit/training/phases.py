@@ -53,8 +53,10 @@ def layer_stages(model) -> dict[str, str]:
 def stage_names(arch: str) -> list[str]:
     """``stem``, ``stage1`` … ``stageN``, ``head``: what ``layer_stages`` assigns."""
     from resnetkit.models.variants import get_variant
+    from resnetkit.tasks import backbone_of
 
-    return ["stem", *(f"stage{i}" for i in range(1, len(get_variant(arch).depths) + 1)), "head"]
+    depth = len(get_variant(backbone_of(arch)).depths)
+    return ["stem", *(f"stage{i}" for i in range(1, depth + 1)), "head"]
 
 
 def plan_phases(ft, epochs: int, names: list[str]) -> list[Phase]:

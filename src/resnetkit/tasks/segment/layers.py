@@ -23,12 +23,11 @@ class ResizeLike(keras.layers.Layer):
         self.interpolation = interpolation
 
     def call(self, inputs):
+        import tensorflow as tf  # Keras' resize wants a static size; this one is read at run time
+
         x, reference = inputs
-        size = ops.shape(reference)[1:3]
-        return ops.cast(
-            ops.image.resize(x, size, interpolation=self.interpolation, antialias=False),
-            x.dtype,
-        )
+        size = tf.shape(reference)[1:3]
+        return tf.cast(tf.image.resize(x, size, method=self.interpolation), x.dtype)
 
     def compute_output_shape(self, input_shapes):
         (n, _, _, c), (_, h, w, _) = input_shapes

@@ -155,7 +155,7 @@ class Segmenter(keras.Model):
         super().__init__(image, outputs, name=name or architecture, **kwargs)
         self.backbone = backbone
         self.head = head_name
-        self.output_stride = stride or 32
+        self.output_stride = max(i.stride for i in info.values())  # the deepest, as built
         self._init_config = {
             "architecture": architecture,
             "num_classes": int(num_classes),
