@@ -35,7 +35,8 @@ Schedule = Literal["cosine", "step", "onecycle"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]  # auto: per CPU
 Strategy = Literal["auto", "one", "mirrored", "multiworker"]  # tf.distribute
 FinetuneStrategy = Literal["linear", "full", "two-stage", "gradual"]
-BnPolicy = Literal["frozen", "train"]  # BatchNorm of unfrozen stages: inference or training
+# BatchNorm of unfrozen stages: inference or training; auto: by batch (training/rules.py)
+BnPolicy = Literal["auto", "frozen", "train"]
 
 
 @dataclass
@@ -108,7 +109,7 @@ class FinetuneConfig:
     strategy: FinetuneStrategy = "two-stage"
     trainable_stages: list[str] | None = None  # e.g. [stage3, stage4, head]; None: all
     head_epochs: int | None = None  # two-stage/gradual head-only epochs; None: epochs // 5
-    bn_policy: BnPolicy = "frozen"
+    bn_policy: BnPolicy = "auto"
     lr_decay: float = 0.7  # each stage below the top one trains at this times the next rate
     head_lr_mult: float = 10.0  # the new head's rate: optim.lr times this
     patience: int | None = None  # early stop after this many epochs without a better val acc

@@ -66,7 +66,7 @@ def plan_phases(ft, epochs: int, names: list[str]) -> list[Phase]:
             f"finetune.strategy must be one of {', '.join(STRATEGIES)}; got {ft.strategy!r}"
         )
     if ft.bn_policy not in BN_POLICIES:
-        raise ValueError(f"finetune.bn_policy must be frozen or train; got {ft.bn_policy!r}")
+        raise ValueError(f"finetune.bn_policy must be auto, frozen or train; got {ft.bn_policy!r}")
     chosen = names
     if ft.trainable_stages is not None:
         wrong = [s for s in ft.trainable_stages if s not in names]

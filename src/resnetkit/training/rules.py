@@ -19,6 +19,9 @@ trains as carefully as Fashion-MNIST does:
   (Goyal et al. 2017), but never below its value at batch ``LR_FLOOR_BATCH`` (32): linear
   scaling to a batch of 11 would cut the rate twelvefold, and a few hundred steps at that
   rate barely move a new head.
+- **Fine-tuning's BatchNorm** (``finetune.bn_policy=auto``): the trained stages' BatchNorm
+  layers learn the new images' statistics when the batch has at least ``BN_TRAIN_BATCH``
+  (16) images, and keep the source's below that, where batch statistics are too noisy.
 
 Given ``--epochs`` (or ``--steps``), an epoch is one pass unless
 ``schedule.passes_per_epoch`` says otherwise. The run prints what it chose and why, and its
@@ -45,6 +48,7 @@ DEFAULT_BATCH = 128
 BATCH_FRACTION = 4
 REFERENCE_BATCH = 128  # ``optim.lr`` is the rate for this batch size
 LR_FLOOR_BATCH = 32
+BN_TRAIN_BATCH = 16  # fine-tuning: BatchNorm learns the new data's statistics from this batch
 
 
 def rule_steps(train_images: int) -> int:
@@ -140,7 +144,8 @@ def rules_text() -> str:
         f"the split; lr scaled linearly from batch {REFERENCE_BATCH} (Goyal et al. 2017), "
         f"never below its batch-{LR_FLOOR_BATCH} value; augmentation: pad-and-crop + flips "
         f"for images of at most {SMALL_IMAGE} px (CIFAR recipes), random-resized crops above "
-        f"(smallest crop about {MIN_CROP_PIXELS}×{MIN_CROP_PIXELS} px). --epochs, --steps, "
+        f"(smallest crop about {MIN_CROP_PIXELS}×{MIN_CROP_PIXELS} px); fine-tuning trains "
+        f"BatchNorm from batch {BN_TRAIN_BATCH} up, keeps it frozen below. --epochs, --steps, "
         f"--batch-size and --set override any of them."
     )
 
@@ -181,6 +186,16 @@ def decide(c: Config, task: Task, inputs: Any) -> tuple[Config, list[str]]:
             f"note: {length.steps:,} steps is fewer than the {rule_steps(n):,} the step "
             f"rule gives {n:,} images; leave --epochs unset to train that long"
         ))  # fmt: skip
+    ft = c.finetune
+    if ft.source and ft.bn_policy == "auto":
+        policy = "train" if batch >= BN_TRAIN_BATCH else "frozen"
+        lines.append(
+            f"fine-tuning BatchNorm: {policy} (batch {batch} "
+            + ("≥" if policy == "train" else "<")
+            + f" {BN_TRAIN_BATCH}; finetune.bn_policy=auto)"
+        )
+        ft = replace(ft, bn_policy=policy)
     schedule = replace(s, epochs=length.epochs, steps=None, passes_per_epoch=length.passes)
-    c = replace(c, data=replace(c.data, batch_size=batch), schedule=schedule, augment=augment)
+    c = replace(c, data=replace(c.data, batch_size=batch), schedule=schedule, augment=augment,
+                finetune=ft)  # fmt: skip
     return c, lines
