@@ -159,3 +159,22 @@ def test_plain_run_and_fine_tune_on_fifty_small_images_follow_the_rules(tmp_path
     best = runs["tuned"]["best"]
     assert best is not None and len(history) == runs["tuned"]["epochs"]
     assert json.loads(history[best["epoch"] - 1])["val_accuracy"] == pytest.approx(best["value"])
+
+
+@pytest.mark.parametrize(
+    ("images", "strategy", "policy"),
+    [(45, "two-stage", "frozen"), (400, "two-stage", "train"), (400, "linear", "frozen")],
+)
+def test_fine_tuning_batchnorm_follows_the_batch(images, strategy, policy):
+    from types import SimpleNamespace
+
+    config = load_config(None, ["finetune.source=somewhere", f"finetune.strategy={strategy}"])
+    inputs = SimpleNamespace(source=SimpleNamespace(splits={"train": range(images)}))
+    task = SimpleNamespace(augmentation=lambda inputs: (Augment(crop="none"), "augmentation"))
+    decided, lines = rules.decide(config, task, inputs)
+    assert decided.finetune.bn_policy == policy
+    said = [line for line in lines if line.startswith("fine-tuning BatchNorm")]
+    if strategy == "linear":
+        assert said == []  # a linear probe trains no BatchNorm layer: nothing to decide
+    else:
+        assert len(said) == 1 and said[0].startswith(f"fine-tuning BatchNorm: {policy}")

@@ -187,7 +187,9 @@ def decide(c: Config, task: Task, inputs: Any) -> tuple[Config, list[str]]:
             f"rule gives {n:,} images; leave --epochs unset to train that long"
         ))  # fmt: skip
     ft = c.finetune
-    if ft.source and ft.bn_policy == "auto":
+    if ft.source and ft.bn_policy == "auto" and ft.strategy == "linear":
+        ft = replace(ft, bn_policy="frozen")  # a linear probe trains no BatchNorm layer
+    elif ft.source and ft.bn_policy == "auto":
         policy = "train" if batch >= BN_TRAIN_BATCH else "frozen"
         lines.append(
             f"fine-tuning BatchNorm: {policy} (batch {batch} "
