@@ -165,3 +165,18 @@ def test_a_fixed_size_that_is_not_a_multiple_of_the_stride_is_padded_inside():
     model = create_segmenter("unet_resnet8_fast", num_classes=3, input_shape=(28, 30, 1))
     assert model.backbone.input_shape == (None, 32, 32, 1)  # padded to multiples of 8
     assert tuple(model(np.zeros((2, 28, 30, 1), "float32")).shape) == (2, 28, 30, 3)
+
+
+def test_the_shipped_table_is_every_segmenter_as_built(capsys):
+    from resnetkit.cli import main
+    from resnetkit.tasks.segment.zoo import measure
+    from resnetkit.zoo_table import SEGMENTATION_TABLE, SEGMENTATION_WRITE_COMMAND, shipped_table
+
+    shipped = {e.name: e for e in shipped_table(table=SEGMENTATION_TABLE)}
+    assert list(shipped) == list_segmenters()
+    for name in ("unet_resnet_tiny", "fcn_resnet20", "deeplabv3plus_resnet8_fast"):
+        assert measure(name) == shipped[name], f"stale table: run {SEGMENTATION_WRITE_COMMAND}"
+    assert shipped["fcn_resnet50"].trainable_params == 32_957_013
+    assert main(["models", "--task", "segmentation", "--family", "fpn"]) == 0
+    printed = capsys.readouterr().out
+    assert "fpn_resnet50" in printed and "520×520×3" in printed and "unet_" not in printed
