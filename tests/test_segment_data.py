@@ -149,3 +149,41 @@ def test_coco_polygons_rle_and_crowds_become_class_index_masks(tmp_path, monkeyp
     assert mask[7, 4] == 2  # inside the dog polygon
     assert (mask[0:3, 0:3] == IGNORE).all()  # the crowd is ignored
     assert mask[18, 1] == 0
+
+
+def test_fashion_mnist_scenes_are_a_voc_folder_with_outlined_items(tmp_path, capsys):
+    from resnetkit.cli import main
+
+    out = tmp_path / "scenes"
+    argv = ["data", "export", "fashion-mnist-scenes", str(out), "--train", "6", "--val", "3",
+            "--size", "48"]  # fmt: skip
+    assert main(argv) == 0
+    assert "6 training and 3 validation scenes of 48×48, 11 classes" in capsys.readouterr().out
+    source = from_mask_folder(out)
+    assert source.layout == "voc" and source.bad == []
+    assert source.class_names[0] == "background" and len(source.class_names) == 11
+    assert {k: len(v) for k, v in source.splits.items()} == {"train": 6, "val": 3}
+    for path in source.splits["train"].masks:
+        mask = np.asarray(Image.open(path))
+        assert mask.shape == (48, 48) and (mask[mask != IGNORE] <= 10).all()
+        assert (mask > 0).any() and (mask == 0).any()  # items on a background
+    again = tmp_path / "again"
+    assert main([*argv[:3], str(again), *argv[4:]]) == 0
+    first = (out / "SegmentationClass" / "train00000.png").read_bytes()
+    assert first == (again / "SegmentationClass" / "train00000.png").read_bytes()  # seeded
+    capsys.readouterr()
+    assert main(argv) == 2  # an existing folder is never written into
+    assert "is not empty; choose a new folder" in capsys.readouterr().err
+
+
+def test_an_items_outline_is_ignored_and_its_inside_kept():
+    from resnetkit.data.scenes import with_border
+
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:6, 2:6] = 3
+    out = with_border(mask)
+    assert (out[3:5, 3:5] == 3).all() and (out[mask == 0] == 0).all()
+    rim = np.zeros((8, 8), bool)
+    rim[2:6, 2:6] = True
+    rim[3:5, 3:5] = False
+    assert (out[rim] == IGNORE).all()

@@ -8,6 +8,8 @@ import sys
 from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.data.standard import STANDARD
 
+SCENES = "fashion-mnist-scenes"
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="data sets: inspect, export")
@@ -17,9 +19,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true", help="exit 1 if anything is wrong")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="decompression-bomb limit")
     p.set_defaults(func=run_inspect)
-    p = dsub.add_parser("export", help="write a standard data set as a PNG folder")
-    p.add_argument("name", help=f"{', '.join(STANDARD[:-1])} or {STANDARD[-1]}")
+    p = dsub.add_parser(
+        "export",
+        help="write a standard data set as a PNG folder, or Fashion-MNIST segmentation scenes",
+    )
+    p.add_argument(
+        "name",
+        help=f"{', '.join(STANDARD)}, or {SCENES} (items on textures, VOC layout)",
+    )
     p.add_argument("out", help="new folder")
+    p.add_argument("--train", type=int, default=1000, help=f"{SCENES}: training scenes")
+    p.add_argument("--val", type=int, default=200, help=f"{SCENES}: validation scenes")
+    p.add_argument("--size", type=int, default=64, help=f"{SCENES}: scene side in pixels")
+    p.add_argument("--seed", type=int, default=0, help=f"{SCENES}: seed")
     p.set_defaults(func=run_export)
 
 
@@ -40,6 +52,14 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if args.name == SCENES:
+        from resnetkit.data.scenes import export_scenes
+
+        out = export_scenes(args.out, train=args.train, val=args.val, size=args.size,
+                            seed=args.seed)  # fmt: skip
+        print(f"wrote {out} (VOC layout; {args.train:,} training and {args.val:,} validation "
+              f"scenes of {args.size}×{args.size}, 11 classes)")  # fmt: skip
+        return 0
     from resnetkit.data import load_data
     from resnetkit.data.inspect import export_png
 

@@ -1,0 +1,121 @@
+"""A segmentation data set made from real images: Fashion-MNIST items composited onto
+textured backgrounds, written in the Pascal VOC layout (``resnetkit data export
+fashion-mnist-scenes OUT``).
+
+No segmentation set can be downloaded here, so the scenes are built: each has several items
+(real product photos, 28×28 grey) scaled 1–2× and tinted, pasted at random places over a
+procedural texture (smoothed noise at several scales, a random colour, sometimes stripes);
+later items cover earlier ones. An item covers the scene where its pixels are brighter than
+``THRESHOLD`` (shaded by the photo), and exactly there its mask holds its class + 1 (0 is the
+background); each item's one-pixel outline is 255 (ignored), as VOC marks object borders.
+Training scenes use training items and validation scenes test items, so no item is in both.
+Everything follows from ``seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from resnetkit.data.masks import IGNORE
+
+THRESHOLD = 40  # item pixels (0..255) at least this bright belong to the item
+SCALES = (1.0, 2.0)  # item sizes 28 to 56 pixels
+ITEMS_PER_SCENE = (2, 4)
+
+
+def texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A ``size``×``size``×3 uint8 background: noise smoothed at three scales, tinted."""
+    field = np.zeros((size, size), np.float32)
+    for cells, weight in ((4, 0.6), (12, 0.3), (size, 0.1)):
+        coarse = rng.random((cells, cells)).astype(np.float32)
+        field += weight * np.asarray(
+            Image.fromarray(coarse, mode="F").resize((size, size), Image.BILINEAR)
+        )
+    if rng.random() < 0.3:  # stripes at a random angle
+        y, x = np.mgrid[:size, :size]
+        angle, period = rng.uniform(0, np.pi), rng.uniform(4, 12)
+        field += 0.25 * np.sin((x * np.cos(angle) + y * np.sin(angle)) * 2 * np.pi / period)
+    field = (field - field.min()) / max(float(np.ptp(field)), 1e-6)
+    tint = rng.uniform(0.2, 0.8, 3)
+    return (255 * np.clip(field[..., None] * tint * 1.2, 0, 1)).astype(np.uint8)
+
+
+def scene(items: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
+    """One image and its mask from a few ``items`` (N, 28, 28) with their ``labels``."""
+    image = texture(rng, size).astype(np.float32)
+    mask = np.zeros((size, size), np.uint8)
+    for _ in range(rng.integers(ITEMS_PER_SCENE[0], ITEMS_PER_SCENE[1] + 1)):
+        k = rng.integers(len(items))
+        side = round(28 * rng.uniform(*SCALES))
+        item = np.asarray(Image.fromarray(items[k]).resize((side, side), Image.BILINEAR))
+        top, left = rng.integers(-side // 4, size - 3 * side // 4, 2)
+        y0, x0 = max(top, 0), max(left, 0)
+        y1, x1 = min(top + side, size), min(left + side, size)
+        patch = item[y0 - top : y1 - top, x0 - left : x1 - left].astype(np.float32)
+        inside = patch >= THRESHOLD  # the item is opaque where its mask is, nowhere else
+        color = rng.uniform(0.5, 1.0, 3) * 255
+        shade = (0.35 + 0.65 * patch / 255.0)[..., None]  # keeps the photo's own detail
+        image[y0:y1, x0:x1][inside] = (color * shade)[inside]
+        mask[y0:y1, x0:x1][inside] = labels[k] + 1
+    return image.astype(np.uint8), with_border(mask)
+
+
+def with_border(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with ``IGNORE`` on each item's outline: its pixels with a 4-neighbour of
+    another label."""
+    edge = np.zeros(mask.shape, bool)
+    edge[1:] |= mask[1:] != mask[:-1]
+    edge[:-1] |= mask[:-1] != mask[1:]
+    edge[:, 1:] |= mask[:, 1:] != mask[:, :-1]
+    edge[:, :-1] |= mask[:, :-1] != mask[:, 1:]
+    out = mask.copy()
+    out[edge & (mask > 0)] = IGNORE
+    return out
+
+
+def export_scenes(out: str | Path, *, train: int = 1000, val: int = 200, size: int = 64,
+                  seed: int = 0) -> Path:  # fmt: skip
+    """Write ``train`` + ``val`` scenes of ``size`` pixels into ``out`` in the VOC layout."""
+    from resnetkit.data import load_data
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder")
+    fm = load_data("fashion-mnist", val_fraction=0)
+    for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+    palette = _palette()
+    for split, count, source in (("train", train, "train"), ("val", val, "test")):
+        data = fm.splits[source]
+        items, labels = data.arrays[..., 0], data.labels
+        rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+        stems = [f"{split}{i:05d}" for i in range(count)]
+        for stem in stems:
+            image, mask = scene(items, labels, rng, size)
+            Image.fromarray(image).save(out / "JPEGImages" / f"{stem}.jpg", quality=95)
+            png = Image.fromarray(mask, mode="P")
+            png.putpalette(palette)
+            png.save(out / "SegmentationClass" / f"{stem}.png")
+        (out / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+    names = ["background", *fm.class_names]
+    (out / "classes.txt").write_text("\n".join(names) + "\n")
+    return out
+
+
+def _palette() -> list[int]:
+    """VOC's colour map: class ``i``'s colour from the bits of ``i``; 255 is cream."""
+    colors = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors += [r, g, b]
+    colors[3 * IGNORE : 3 * IGNORE + 3] = [224, 224, 192]
+    return colors
