@@ -83,3 +83,33 @@ def test_a_killed_segmentation_run_resumes_to_the_same_weights(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_fine_tune_a_segmenter_from_a_classification_run(tmp_path, capsys):
+    """The classifier's backbone loads into the segmenter's; a linear probe trains the head
+    alone, so every backbone weight and BatchNorm statistic stays as loaded."""
+    import resnetkit
+
+    data = write_voc(tmp_path / "voc")
+    source = tmp_path / "source"
+    assert main(["train", "--model", "resnet_tiny", "--data", "digits", "--epochs", "1",
+                 "--set", "run.report=false", "--run-dir", str(source)]) == 0  # fmt: skip
+    wrong = ["finetune", "--from", str(source), "--model", "unet_resnet18", "--data", str(data)]
+    assert main(wrong) == 2
+    assert "use --model unet_resnet_tiny" in capsys.readouterr().err
+    run = tmp_path / "probe"
+    argv = ["finetune", "--from", str(source), "--model", "fcn_resnet_tiny", "--data",
+            str(data), "--strategy", "linear", "--epochs", "2", "--batch-size", "4",
+            "--run-dir", str(run)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"fine-tuning from run {source}" in printed and "weights loaded" in printed
+    assert "first convolution adapted from 1 to 3 input channels" in printed
+    before = resnetkit.load_model(source)
+    after = resnetkit.load_model(run).backbone
+    kept = {w.path: np.asarray(w.numpy()) for w in before.weights if "head" not in w.path}
+    for w in after.weights:
+        if w.path in kept and w.path != "stem_conv/kernel":  # the adapted first convolution
+            np.testing.assert_array_equal(np.asarray(w.numpy()), kept[w.path], err_msg=w.path)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "segmentation" and summary["model"] == "fcn_resnet_tiny"

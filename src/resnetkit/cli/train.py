@@ -39,6 +39,7 @@ FINETUNE_FLAGS = {
     **{k: v for k, v in TRAIN_FLAGS.items() if k not in ("model", "weights", "strategy")},
     "source": "finetune.source",
     "arch": "model.name",
+    "model": "model.name",
     "strategy": "finetune.strategy",
     "distribute": "run.strategy",
     "trainable_stages": "finetune.trainable_stages",
@@ -85,6 +86,11 @@ def _add_finetune_parser(sub: argparse._SubParsersAction) -> None:
         help="registry name (resnet50.tv2_in1k), weights file (with --arch) or run directory",
     )
     p.add_argument("--arch", help="architecture of a weights file (zoo model name)")
+    p.add_argument(
+        "--model",
+        help="a segmentation model HEAD_BACKBONE (e.g. deeplabv3plus_resnet50) whose backbone "
+        "the source's weights fill; default: a classifier of the source's architecture",
+    )
     p.add_argument(
         "--strategy", choices=typing.get_args(FinetuneStrategy), help="default: two-stage"
     )
@@ -159,6 +165,8 @@ def _run(
     from resnetkit.training.config import load_config
 
     given = {f: getattr(args, f) for f in flags if getattr(args, f) is not None}
+    if "arch" in given and "model" in given:
+        raise ValueError("give --arch (a weights file's architecture) or --model, not both")
     if args.resume and (args.config or args.recipe or args.set or given):
         raise ValueError("--resume takes the run's own saved config; give no other options")
     if args.recipe and args.config:

@@ -54,6 +54,22 @@ def backbone_of(model_name: str) -> str:
     return model_name.partition("_")[2]
 
 
+def model_for_source(model_name: str, source_arch: str) -> str:
+    """The model a fine-tune builds from a source of architecture ``source_arch``: the
+    source's own for a classifier; for a task's model, the named one, whose backbone must
+    be the source's."""
+    if task_of(model_name) == "classification":
+        return source_arch
+    backbone = backbone_of(model_name)
+    if backbone != source_arch:
+        head = model_name.partition("_")[0]
+        raise ValueError(
+            f"the source is a {source_arch}, the model {model_name!r} has a {backbone} "
+            f"backbone: use --model {head}_{source_arch}"
+        )
+    return model_name
+
+
 def load_model(path):
     """Any resnetkit model (a classifier or a task's model) from a ``.keras`` file or a run
     directory, in Keras' safe mode; importing each task's model module first registers its

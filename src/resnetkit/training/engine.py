@@ -32,7 +32,7 @@ import tensorflow as tf
 from resnetkit.data.checks import apply_bad_image_policy, scan_images
 from resnetkit.files import atomic_path, write_atomic
 from resnetkit.rundir import RunDir
-from resnetkit.tasks import get_task, resolve_task
+from resnetkit.tasks import get_task, model_for_source, resolve_task
 from resnetkit.tasks.base import Task
 from resnetkit.training import budget, rules
 from resnetkit.training.callbacks import NanGuard, Progress, RunRecorder, StopSignals
@@ -153,7 +153,7 @@ def _train(s: Session) -> dict:
     inputs = task.load_inputs(s.start)
     c = s.config
     if s.start is not None:  # the saved config names the architecture used
-        c = replace(c, model=replace(c.model, name=s.start.arch))
+        c = replace(c, model=replace(c.model, name=model_for_source(c.model.name, s.start.arch)))
     print(inputs.decision, file=s.stream)
     bad = _check_images(c, inputs.source, s.out, s.stream)
     c, s.decisions = rules.decide(c, task, inputs)
@@ -256,7 +256,7 @@ def _fit(s: Session, c: Config, task: Task, inputs, model, phases: list[Phase]) 
             restore_network(model, checkpoints.best())
             print(
                 f"best weights restored: epoch {state.best.epoch}, "
-                f"val accuracy {state.best.value:.4f}",
+                f"{state.best.metric} {state.best.value:.4f}",
                 file=s.stream,
             )
     return state

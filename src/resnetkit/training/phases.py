@@ -38,12 +38,23 @@ class Phase:
         return self.first + self.epochs
 
 
+def model_layers(model) -> tuple[object, list]:
+    """The ResNet whose ``feature_info`` names the stages, and every layer in graph order:
+    a classifier's own, or a task model's nested ``backbone`` layers then its head's."""
+    backbone = getattr(model, "backbone", None)
+    if backbone is None:
+        return model, list(model.layers)
+    return backbone, [*backbone.layers, *(x for x in model.layers if x is not backbone)]
+
+
 def layer_stages(model) -> dict[str, str]:
-    """Layer name → stage name, from the model's feature map (layers are in graph order)."""
-    ends = {info.layer: name for name, info in model.feature_info.items()}
-    order = list(model.feature_info)  # stem, stage1, ..., stageN
+    """Layer name → stage name, from the model's feature map (layers are in graph order);
+    every layer after the last stage is the ``head``."""
+    resnet, layers = model_layers(model)
+    ends = {info.layer: name for name, info in resnet.feature_info.items()}
+    order = list(resnet.feature_info)  # stem, stage1, ..., stageN
     stages, current = {}, 0
-    for layer in model.layers:
+    for layer in layers:
         stages[layer.name] = order[current] if current < len(order) else "head"
         if layer.name in ends:
             current = order.index(ends[layer.name]) + 1
@@ -109,8 +120,9 @@ def set_trainable(model, trainable: tuple[str, ...], bn_policy: str) -> None:
     """Freeze every layer outside ``trainable`` stages (BatchNorm then runs in inference
     mode); with ``bn_policy="frozen"`` also the BatchNorm layers inside them."""
     stages = layer_stages(model)
-    model.trainable = True
-    for layer in model.layers:
+    resnet, layers = model_layers(model)
+    model.trainable = resnet.trainable = True
+    for layer in layers:
         on = stages[layer.name] in trainable
         if bn_policy == "frozen" and isinstance(layer, keras.layers.BatchNormalization):
             on = False
@@ -124,7 +136,7 @@ def lr_scale(model, lr_decay: float, head_lr_mult: float) -> dict[str, float]:
         raise ValueError(f"finetune.lr_decay must be in (0, 1]; got {lr_decay}")
     if head_lr_mult <= 0:
         raise ValueError(f"finetune.head_lr_mult must be positive; got {head_lr_mult}")
-    backbone = list(model.feature_info)  # stem, stage1, ..., stageN
+    backbone = list(model_layers(model)[0].feature_info)  # stem, stage1, ..., stageN
     factor = {s: lr_decay ** (len(backbone) - 1 - i) for i, s in enumerate(backbone)}
     factor["head"] = head_lr_mult
     stages = layer_stages(model)

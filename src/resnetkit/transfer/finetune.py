@@ -99,12 +99,14 @@ def _run_source(run_dir: Path) -> Source:
 
 
 def load_source(model, source: Source):
-    """Load ``source`` into ``model``, always leaving the model's own (new) head."""
+    """Load ``source`` into ``model`` (a task's model: into its ``backbone``), always
+    leaving the model's own (new) head."""
     from resnetkit.weights.load import assign, load_weights
 
+    target = getattr(model, "backbone", model)
     if isinstance(source.weights, dict):
-        return assign(model, source.weights, source=source.description, new_head=True)
-    return load_weights(model, source.weights, new_head=True)
+        return assign(target, source.weights, source=source.description, new_head=True)
+    return load_weights(target, source.weights, new_head=True)
 
 
 def finetune(config=None, run_dir=None, *, resume: bool = False, stream=None) -> dict:
@@ -128,5 +130,7 @@ def finetune(config=None, run_dir=None, *, resume: bool = False, stream=None) ->
             "fine-tuning needs finetune.source (CLI: --from): a registry name, a weights "
             "file or a run directory"
         )
-    start = resolve_source(saved.finetune.source, saved.model.name)
+    from resnetkit.tasks import backbone_of
+
+    start = resolve_source(saved.finetune.source, backbone_of(saved.model.name))
     return train(None if resume else config, run_dir, resume=resume, stream=stream, start=start)

@@ -104,8 +104,9 @@ def assign(
     head = head_layer(model)
     if new_head:
         arrays = {k: v for k, v in arrays.items() if k.split("/")[0] != head}
+        if any(k.split("/")[0] == head for k in targets):  # a backbone has no classifier
+            report.notes.append(f"new classifier {head!r} for {_num_classes(model)} classes")
         targets = {k: v for k, v in targets.items() if k.split("/")[0] != head}
-        report.notes.append(f"new classifier {head!r} for {_num_classes(model)} classes")
     head_in_file = sorted(k for k in arrays if k.split("/")[0] == head)
     head_in_model = sorted(k for k in targets if k.split("/")[0] == head)
 

@@ -78,13 +78,18 @@ class Segmentation:
         channels = 1 if grey else 3
         side = median(sides)
         crop = int(c.model.input_size[0]) if c.model.input_size else int(min(MAX_CROP, side))
-        mean, std = measured_stats(_as_image_set(train), channels, c.data.max_pixels)
-        prep = Preprocessing(mode="torch", mean=mean, std=std, crop_size=crop, resize_size=crop)
+        if start is not None:  # the backbone's weights expect their own normalization
+            prep = replace(start.prep, crop_size=crop, resize_size=crop)
+            stats = f"{start.description}'s normalization"
+        else:
+            mean, std = measured_stats(_as_image_set(train), channels, c.data.max_pixels)
+            prep = Preprocessing("torch", mean, std, crop_size=crop, resize_size=crop)
+            stats = "mean/std measured on the data"
         why = "model.input_size" if c.model.input_size else f"the images' median side {side:g} px"
         decision = (
             f"input any size × {channels} ch; training crops {crop}×{crop} ({why}); "
             f"data: {source.layout} layout, {source.num_classes} classes, "
-            f"{len(train):,} training pairs; mean/std measured on the data"
+            f"{len(train):,} training pairs; {stats}"
         )
         return SegmentInputs(source, prep, channels, crop, decision)
 
