@@ -187,3 +187,26 @@ def test_an_items_outline_is_ignored_and_its_inside_kept():
     rim[2:6, 2:6] = True
     rim[3:5, 3:5] = False
     assert (out[rim] == IGNORE).all()
+
+
+def test_data_inspect_on_a_mask_folder_lists_pixels_empty_images_and_faults(tmp_path, capsys):
+    from resnetkit.cli import main
+
+    root = tmp_path / "plain"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i in range(4):
+        image, mask = _scene(i)
+        if i == 0:
+            mask[:] = 0  # nothing but background
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask).save(root / "masks" / f"{i}.png")
+    (root / "masks" / "3.png").unlink()
+    (root / "classes.txt").write_text("background\nsquare\n")
+    assert main(["data", "inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "(masks layout)" in out and "pairs: train 3" in out
+    assert "train: 1 image(s) with no foreground" in out and str(root / "images" / "0.png") in out
+    assert "bad pairs: 1" in out and "missing mask" in out
+    assert "square" in out and "128 (" in out  # two 8×8 squares
+    assert main(["data", "inspect", str(root), "--strict"]) == 1

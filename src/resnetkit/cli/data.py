@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from resnetkit.data.masks import looks_like_masks
+
+    if looks_like_masks(args.path):
+        return _inspect_masks(args)
     from resnetkit.data import load_data
     from resnetkit.data.inspect import format_inspection, inspect_source
 
@@ -47,6 +51,18 @@ def run_inspect(args: argparse.Namespace) -> int:
             "resnetkit data inspect: --strict: the data set has problems (see above)",
             file=sys.stderr,
         )
+        return 1
+    return 0
+
+
+def _inspect_masks(args: argparse.Namespace) -> int:
+    """A segmentation folder (VOC, images + masks, COCO): pairs, class pixels, faults."""
+    from resnetkit.data.masks import format_mask_inspection, from_mask_folder
+
+    source = from_mask_folder(args.path, val_fraction=0, max_pixels=args.max_pixels)
+    print(format_mask_inspection(source))
+    if args.strict and source.bad:
+        print("resnetkit data inspect: --strict: the data set has bad pairs", file=sys.stderr)
         return 1
     return 0
 

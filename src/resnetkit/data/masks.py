@@ -39,16 +39,26 @@ VOC_CLASSES = (
 
 @dataclass
 class MaskSet:
-    """One split: image files and their mask files, in the same order."""
+    """One split: image files and their mask files, in the same order, and (once checked)
+    each mask's pixels per class, 255 left out."""
 
     images: list[str]
     masks: list[str]
+    counts: np.ndarray | None = None  # (pairs, classes)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, index) -> MaskSet:
-        return MaskSet([self.images[i] for i in index], [self.masks[i] for i in index])
+        index = list(index)
+        counts = None if self.counts is None else self.counts[index]
+        return MaskSet([self.images[i] for i in index], [self.masks[i] for i in index], counts)
+
+    def without_foreground(self) -> list[str]:
+        """Images whose masks hold no class but the background (0) and 255."""
+        if self.counts is None:
+            return []
+        return [p for p, c in zip(self.images, self.counts, strict=True) if not c[1:].any()]
 
 
 @dataclass
@@ -117,6 +127,9 @@ def from_mask_folder(
         source.splits["train"], source.splits["val"] = train, val
     if not len(source.splits.get("train") or ()):
         raise ValueError(f"{root}: no usable training image with its mask")
+    for split, pairs in source.splits.items():
+        total = pairs.counts.sum(0) if len(pairs) else np.zeros(source.num_classes)
+        source.pixels[split] = [int(v) for v in total]
     return source
 
 
@@ -200,7 +213,7 @@ def _check_pair(image: str, mask: str, max_pixels: int):
 
 def _with_labels_checked(source: MaskSource, pixels: dict[str, list[np.ndarray]]) -> MaskSource:
     """Move pairs whose masks hold labels outside the classes (other than 255) to ``bad``;
-    total the class pixels per split."""
+    keep each remaining mask's pixels per class."""
     n = source.num_classes
     for split, histograms in pixels.items():
         keep = []
@@ -212,9 +225,10 @@ def _with_labels_checked(source: MaskSource, pixels: dict[str, list[np.ndarray]]
                 source.bad.append(BadImage(source.splits[split].images[i], reason))
             else:
                 keep.append(i)
-        source.splits[split] = source.splits[split].subset(keep)
-        total = np.sum([histograms[i][:n] for i in keep], axis=0) if keep else np.zeros(n)
-        source.pixels[split] = [int(v) for v in total]
+        kept = source.splits[split].subset(keep)
+        counts = [histograms[i][:n] for i in keep]
+        kept.counts = np.stack(counts) if counts else np.zeros((0, n), np.int64)
+        source.splits[split] = kept
     return source
 
 
@@ -274,3 +288,30 @@ def _coco_image(root: Path, split: str, file_name: str) -> Path:
         if candidate.exists():
             return candidate
     return root / "images" / file_name  # reported as missing when it is checked
+
+
+def format_mask_inspection(source: MaskSource, limit: int = 20) -> str:
+    """``data inspect`` of a segmentation set: pairs and class pixels per split, images with
+    no foreground, and every bad pair with its reason."""
+    splits = list(source.splits)
+    width = max([len(n) for n in source.class_names] + [5])
+    lines = [f"data set: {source.name} ({source.layout} layout)",
+             f"classes: {source.num_classes} (255 = ignore)",
+             "pairs: " + ", ".join(f"{s} {len(source.splits[s]):,}" for s in splits),
+             "pixels per class:",
+             "  " + "class".ljust(width) + "".join(s.rjust(17) for s in splits)]  # fmt: skip
+    for i, name in enumerate(source.class_names):
+        cells = []
+        for s in splits:
+            total = sum(source.pixels[s]) or 1
+            cells.append(f"{source.pixels[s][i]:,} ({source.pixels[s][i] / total:.0%})".rjust(17))
+        lines.append("  " + name.ljust(width) + "".join(cells))
+    for s in splits:
+        empty = source.splits[s].without_foreground()
+        lines.append(f"{s}: {len(empty)} image(s) with no foreground")
+        lines += [f"  {p}" for p in empty[:limit]]
+    lines.append(f"bad pairs: {len(source.bad)}")
+    lines += [f"  {b.path}: {b.reason}" for b in source.bad[:limit]]
+    if len(source.bad) > limit:
+        lines.append(f"  ... and {len(source.bad) - limit} more")
+    return "\n".join(lines)
