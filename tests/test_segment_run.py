@@ -48,6 +48,11 @@ def test_train_a_unet_on_a_voc_folder_and_read_its_run(tmp_path, capsys):
     assert abs(metrics["miou"] - history[-1]["val_miou"]) < 1e-6
     assert np.asarray(metrics["confusion"]).sum() == 5 * 32 * 32  # every val pixel, once
     assert "mean IoU" in (run / "report.html").read_text()
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(data), "--split", "val"]) == 0
+    again = json.loads((run / "evaluation" / "voc-val" / "metrics.json").read_text())
+    assert again["miou"] == metrics["miou"] and again["confusion"] == metrics["confusion"]
+    assert f"mean IoU {metrics['miou']:.4f}" in capsys.readouterr().out
     import resnetkit
 
     model = resnetkit.load_model(run)

@@ -77,6 +77,15 @@ def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if _is_segmentation_run(args.model):
+        from resnetkit.evaluate.segmentation import evaluate_segmentation, format_scores
+
+        batch = min(args.batch_size, 8)  # whole images, not crops
+        scores, out = evaluate_segmentation(args.model, args.data, split=args.split,
+                                            batch_size=batch, out=args.out)  # fmt: skip
+        print(format_scores(scores))
+        print(f"\nwrote {out / 'metrics.json'}")
+        return 0
     from resnetkit.evaluate.evaluation import evaluate_on_data
     from resnetkit.tasks.classify.evaluation import format_metrics
     from resnetkit.tasks.classify.predictor import load_classifier
@@ -95,6 +104,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"\nwrote {out} (metrics.json, predictions.csv, confusion matrices, reliability, mistakes)"
     )
     return 0
+
+
+def _is_segmentation_run(path: str) -> bool:
+    from pathlib import Path
+
+    from resnetkit.rundir import RunDir
+
+    if not Path(path).is_dir() or not RunDir(path).config.is_file():
+        return False
+    from resnetkit.training.config import load_config
+
+    return load_config(RunDir(path).config).task == "segmentation"
 
 
 def run_predict(args: argparse.Namespace) -> int:
