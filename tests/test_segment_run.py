@@ -53,6 +53,23 @@ def test_train_a_unet_on_a_voc_folder_and_read_its_run(tmp_path, capsys):
     again = json.loads((run / "evaluation" / "voc-val" / "metrics.json").read_text())
     assert again["miou"] == metrics["miou"] and again["confusion"] == metrics["confusion"]
     assert f"mean IoU {metrics['miou']:.4f}" in capsys.readouterr().out
+
+    from PIL import Image
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    odd = tmp_path / "odd.png"
+    Image.open(data / "JPEGImages" / "000.jpg").resize((41, 29)).save(odd)
+    preds = tmp_path / "preds"
+    assert main(["predict", str(run), str(odd), str(bad), "--out", str(preds)]) == 0
+    captured = capsys.readouterr()
+    assert "broken.png: error" in captured.err and "odd.png ->" in captured.out
+    rows = json.loads((preds / "predictions.json").read_text())
+    assert [("error" in r) for r in rows] == [False, True]
+    mask = np.asarray(Image.open(rows[0]["mask"]))
+    assert mask.shape == (29, 41) and mask.max() <= 2  # the image's own size, run's classes
+    assert abs(sum(rows[0]["shares"].values()) - 1) < 1e-4
+    assert Image.open(rows[0]["overlay"]).size == (41, 29)
     import resnetkit
 
     model = resnetkit.load_model(run)

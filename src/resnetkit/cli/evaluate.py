@@ -38,6 +38,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", action="store_true", help="average with the mirror image")
     p.add_argument("--output", help="also write the predictions to a .csv or .json file")
     p.add_argument(
+        "--out", metavar="DIR", help="segmentation runs: the folder for masks and overlays"
+    )
+    p.add_argument(
         "--runtime",
         choices=RUNTIMES,
         help="runtime of an exported artifact (default: the one its model_card.json names)",
@@ -119,8 +122,11 @@ def _is_segmentation_run(path: str) -> bool:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from resnetkit.export.artifacts import load_predictor
     from resnetkit.tasks.classify.predictor import expand_paths
+
+    if _is_segmentation_run(args.model):
+        return _predict_masks(args, expand_paths(args.images))
+    from resnetkit.export.artifacts import load_predictor
     from resnetkit.tasks.classify.rows import format_table, predict_files, write_rows
 
     paths = expand_paths(args.images)
@@ -134,6 +140,24 @@ def run_predict(args: argparse.Namespace) -> int:
     failed = sum("error" in r for r in rows)
     if failed:
         print(f"{failed} of {len(rows)} file(s) could not be read (see above)", file=sys.stderr)
+    return 1 if failed == len(rows) else 0
+
+
+def _predict_masks(args: argparse.Namespace, paths: list) -> int:
+    from resnetkit.tasks.segment.predict import predict_masks
+
+    if not args.out:
+        raise ValueError("a segmentation run writes masks: give --out DIR")
+    rows = predict_masks(args.model, paths, args.out)
+    for row in rows:
+        if "error" in row:
+            print(f"{_shown(row['file'])}: error: {row['error']}", file=sys.stderr)
+            continue
+        top = sorted(row["shares"].items(), key=lambda kv: -kv[1])[:3]
+        shares = ", ".join(f"{name} {share:.0%}" for name, share in top)
+        print(f"{_shown(row['file'])} -> {_shown(row['mask'])}  ({shares})")
+    print(f"wrote {args.out}/predictions.json")
+    failed = sum("error" in r for r in rows)
     return 1 if failed == len(rows) else 0
 
 

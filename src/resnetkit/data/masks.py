@@ -315,3 +315,19 @@ def format_mask_inspection(source: MaskSource, limit: int = 20) -> str:
     if len(source.bad) > limit:
         lines.append(f"  ... and {len(source.bad) - limit} more")
     return "\n".join(lines)
+
+
+def voc_palette() -> list[int]:
+    """VOC's colour map: class ``i``'s colour from the bits of ``i``; 255 is cream."""
+    colors = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        colors += [r, g, b]
+    colors[3 * IGNORE : 3 * IGNORE + 3] = [224, 224, 192]
+    return colors

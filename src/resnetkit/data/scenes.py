@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from resnetkit.data.masks import IGNORE
+from resnetkit.data.masks import IGNORE, voc_palette
 
 THRESHOLD = 40  # item pixels (0..255) at least this bright belong to the item
 SCALES = (1.0, 2.0)  # item sizes 28 to 56 pixels
@@ -87,7 +87,7 @@ def export_scenes(out: str | Path, *, train: int = 1000, val: int = 200, size: i
     fm = load_data("fashion-mnist", val_fraction=0)
     for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (out / folder).mkdir(parents=True, exist_ok=True)
-    palette = _palette()
+    palette = voc_palette()
     for split, count, source in (("train", train, "train"), ("val", val, "test")):
         data = fm.splits[source]
         items, labels = data.arrays[..., 0], data.labels
@@ -103,19 +103,3 @@ def export_scenes(out: str | Path, *, train: int = 1000, val: int = 200, size: i
     names = ["background", *fm.class_names]
     (out / "classes.txt").write_text("\n".join(names) + "\n")
     return out
-
-
-def _palette() -> list[int]:
-    """VOC's colour map: class ``i``'s colour from the bits of ``i``; 255 is cream."""
-    colors = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors += [r, g, b]
-    colors[3 * IGNORE : 3 * IGNORE + 3] = [224, 224, 192]
-    return colors

@@ -1,0 +1,66 @@
+"""``resnetkit predict`` for a segmentation run: per image a class-index PNG at the image's
+own size, a coloured overlay, and each class's share of the pixels; files that cannot be
+read are reported and the rest predicted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from resnetkit.data.checks import BadImageError, decode_image
+from resnetkit.data.masks import voc_palette
+from resnetkit.data.pipeline import normalize
+from resnetkit.data.sources import MAX_PIXELS, load_class_map
+from resnetkit.files import write_atomic
+from resnetkit.preprocessing import Preprocessing
+from resnetkit.rundir import RunDir
+
+
+def predict_masks(run_dir: str | Path, paths: list[Path], out: str | Path) -> list[dict]:
+    """Segment every file of ``paths`` with the run's model into ``out``; one row per file
+    (``mask``, ``overlay``, ``shares``, or ``error``), also written as predictions.json."""
+    from resnetkit.tasks import load_model
+
+    run = RunDir(run_dir).require_run()
+    model = load_model(run.path)
+    names = load_class_map(run.class_map)
+    prep = Preprocessing.from_dict(model.get_config()["preprocessing"])
+    channels = model.input_shape[-1]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in paths:
+        try:
+            image = decode_image(str(path), channels, MAX_PIXELS)
+        except BadImageError as e:
+            rows.append({"file": str(path), "error": str(e)})
+            continue
+        logits = model(normalize(image[None], prep), training=False)
+        mask = np.argmax(np.asarray(logits)[0], axis=-1).astype(np.uint8)
+        rows.append(_write(path, image, mask, names, out))
+    write_atomic(out / "predictions.json", json.dumps(rows, indent=1))
+    return rows
+
+
+def _write(path: Path, image: np.ndarray, mask: np.ndarray, names: list[str], out: Path) -> dict:
+    palette = voc_palette()
+    png = Image.fromarray(mask, mode="P")
+    png.putpalette(palette)
+    mask_path = out / f"{path.stem}.png"
+    png.save(mask_path)
+    colours = np.asarray(palette, np.uint8).reshape(256, 3)[mask]
+    rgb = image if image.shape[-1] == 3 else np.repeat(image[..., :1], 3, axis=-1)
+    blend = np.where(mask[..., None] > 0, 0.5 * rgb + 0.5 * colours, rgb).astype(np.uint8)
+    overlay_path = out / f"{path.stem}_overlay.png"
+    Image.fromarray(blend).save(overlay_path)
+    counts = np.bincount(mask.reshape(-1), minlength=len(names))[: len(names)]
+    shares = {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}
+    return {
+        "file": str(path),
+        "mask": str(mask_path),
+        "overlay": str(overlay_path),
+        "shares": shares,
+    }
