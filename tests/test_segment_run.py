@@ -47,7 +47,9 @@ def test_train_a_unet_on_a_voc_folder_and_read_its_run(tmp_path, capsys):
     # Keras' MeanIoU over the validation stream and the evaluation's matrix are one count.
     assert abs(metrics["miou"] - history[-1]["val_miou"]) < 1e-6
     assert np.asarray(metrics["confusion"]).sum() == 5 * 32 * 32  # every val pixel, once
-    assert "mean IoU" in (run / "report.html").read_text()
+    report = (run / "report.html").read_text()
+    assert "mean IoU" in report and "Image | truth | prediction" in report
+    assert "samples.png missing" not in report and "worst.png missing" not in report
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(data), "--split", "val"]) == 0
     again = json.loads((run / "evaluation" / "voc-val" / "metrics.json").read_text())

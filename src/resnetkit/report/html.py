@@ -164,6 +164,10 @@ def _section_segmentation(evaluation: Path, metrics: dict) -> str:
             "neither the masks nor the predictions); pixels labelled 255 are not scored.</p>",
             _table(["class", "IoU"], rows),
             _img(evaluation / "confusion_matrix_normalized.png", "pixel confusion, normalized"),
+            "<h3>Image | truth | prediction</h3>",
+            _img(evaluation / "samples.png", "the first images of the split"),
+            "<h3>The worst of them (lowest pixel accuracy)</h3>",
+            _img(evaluation / "worst.png", "the images with the lowest pixel accuracy"),
         ]
     )
 

@@ -64,3 +64,36 @@ def _write(path: Path, image: np.ndarray, mask: np.ndarray, names: list[str], ou
         "overlay": str(overlay_path),
         "shares": shares,
     }
+
+
+def triptychs(model, pairs, prep: Preprocessing, channels: int, out: Path, *,
+              count: int = 4, pool: int = 64) -> list[Path]:  # fmt: skip
+    """``samples.png`` (the first ``count`` pairs) and ``worst.png`` (the ``count`` of the
+    first ``pool`` with the lowest pixel accuracy): image | truth | prediction rows."""
+    from resnetkit.data.masks import IGNORE
+
+    colours = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
+    rows = []
+    for image_path, mask_path in list(zip(pairs.images, pairs.masks, strict=True))[:pool]:
+        image = decode_image(image_path, channels, MAX_PIXELS)
+        truth = np.asarray(Image.open(mask_path), np.uint8)
+        logits = model(normalize(image[None], prep), training=False)
+        predicted = np.argmax(np.asarray(logits)[0], axis=-1).astype(np.uint8)
+        scored = truth != IGNORE
+        accuracy = float((predicted == truth)[scored].mean()) if scored.any() else 1.0
+        rgb = image if image.shape[-1] == 3 else np.repeat(image[..., :1], 3, axis=-1)
+        rows.append((accuracy, np.concatenate([rgb, colours[truth], colours[predicted]], 1)))
+    written = []
+    for name, picked in (("samples.png", rows[:count]),
+                         ("worst.png", sorted(rows, key=lambda r: r[0])[:count])):  # fmt: skip
+        if not picked:
+            continue
+        width = max(r.shape[1] for _, r in picked)
+        strips = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+                  for _, r in picked]  # fmt: skip
+        grid = Image.fromarray(np.concatenate(strips, 0))
+        scale = max(1, 256 // max(grid.height // len(picked), 1))
+        grid = grid.resize((grid.width * scale, grid.height * scale), Image.NEAREST)
+        grid.save(out / name)
+        written.append(out / name)
+    return written

@@ -27,6 +27,7 @@ from resnetkit.tasks.classify.inputs import measured_stats
 from resnetkit.tasks.segment.metrics import confusion, mean_iou_metric, scores
 from resnetkit.tasks.segment.model import create_segmenter, split_name
 from resnetkit.tasks.segment.pipeline import JointAugment, pair_dataset
+from resnetkit.tasks.segment.predict import triptychs
 
 MAX_CROP = 512  # training crops: the images' typical shorter side, at most this
 SAMPLE = 64  # files whose sizes and modes decide the crop and the channels
@@ -191,6 +192,7 @@ class Segmentation:
         confusion_matrix(np.asarray(got["confusion"]), inputs.source.class_names,
                          folder / "confusion_matrix_normalized.png", normalized=True,
                          title=f"pixels, {name} split")  # fmt: skip
+        triptychs(model, splits[name], inputs.prep, inputs.channels, folder)
 
     def data_summary(self, inputs: SegmentInputs, bad_files: int) -> dict:
         source = inputs.source
