@@ -119,29 +119,8 @@ class Segmenter(keras.Model):
             backbone = build_backbone(tuple(x.shape[1:]))
         features = backbone(x)
         rates = tuple(aspp_rates or ASPP_RATES[stride or 32])
-        last = stages[-1]
-        if head_name == "fcn":
-            logits = heads.fcn(features[last], num_classes, dtype=dtype)
-        elif head_name == "deeplabv3":
-            logits = heads.deeplabv3(features[last], num_classes, rates, dtype=dtype)
-        elif head_name == "deeplabv3plus":
-            logits = heads.deeplabv3plus(
-                features[last], features["stage1"], num_classes, rates, dtype=dtype
-            )
-        elif head_name == "unet":
-            levels = _one_per_stride(features, info)
-            blocks = len(levels) - 1 + (min(i.stride for i in info.values()) > 1)
-            channels = tuple(decoder_channels or UNET_CHANNELS[len(UNET_CHANNELS) - blocks :])
-            if len(channels) != blocks:
-                raise ValueError(
-                    f"{architecture}: decoder_channels needs {blocks} widths, one per "
-                    f"decoder block; got {list(channels)}"
-                )
-            logits = heads.unet(levels, x, num_classes, channels, dtype=dtype)
-        else:
-            # One level per stride of the stages, the deepest four (ImageNet: 4 to 32).
-            levels = _one_per_stride(features, {n: info[n] for n in stages})[:4][::-1]
-            logits = heads.fpn(levels, num_classes, dtype=dtype)
+        logits = _head(head_name, features, info, stages, x, num_classes, rates,
+                       decoder_channels, dtype, architecture)  # fmt: skip
         logits = ResizeLike(name="logits_resize", dtype=logits.dtype)([logits, x])
         if multiple > 1:
             logits = CropLike(name="logits_crop", dtype=logits.dtype)([logits, image])
@@ -183,6 +162,33 @@ class Segmenter(keras.Model):
         model = cls(**config)
         model.trainable = trainable
         return model
+
+
+def _head(name, features, info, stages, x, num_classes, rates, decoder_channels, dtype,
+          architecture):  # fmt: skip
+    """The head ``name``'s logits over the backbone's ``features`` (``x``: the input)."""
+    last = stages[-1]
+    if name == "fcn":
+        return heads.fcn(features[last], num_classes, dtype=dtype)
+    if name == "deeplabv3":
+        return heads.deeplabv3(features[last], num_classes, rates, dtype=dtype)
+    if name == "deeplabv3plus":
+        return heads.deeplabv3plus(
+            features[last], features["stage1"], num_classes, rates, dtype=dtype
+        )
+    if name == "unet":
+        levels = _one_per_stride(features, info)
+        blocks = len(levels) - 1 + (min(i.stride for i in info.values()) > 1)
+        channels = tuple(decoder_channels or UNET_CHANNELS[len(UNET_CHANNELS) - blocks :])
+        if len(channels) != blocks:
+            raise ValueError(
+                f"{architecture}: decoder_channels needs {blocks} widths, one per "
+                f"decoder block; got {list(channels)}"
+            )
+        return heads.unet(levels, x, num_classes, channels, dtype=dtype)
+    # One level per stride of the stages, the deepest four (ImageNet: 4 to 32).
+    levels = _one_per_stride(features, {n: info[n] for n in stages})[:4][::-1]
+    return heads.fpn(levels, num_classes, dtype=dtype)
 
 
 def _one_per_stride(features: dict, info: dict) -> list:
