@@ -34,7 +34,7 @@ def evaluate_segmentation(
     names = load_class_map(run.class_map)
     if source.class_names != names:
         raise ValueError(
-            f"{data}: classes {source.class_names} are not the run's {names} (class_map.json)"
+            f"{data}: classes {source.class_names} are not the run's {names} ({run.class_map})"
         )
     splits = {k: v for k, v in source.splits.items() if len(v)}
     split = split or next((s for s in ("test", "val") if s in splits), None)
