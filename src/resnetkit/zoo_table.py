@@ -65,3 +65,20 @@ def table_json(entries: list[ZooEntry], command: str = WRITE_COMMAND) -> str:
     """The text of a shipped table (``models/zoo.json`` by default) for ``entries``."""
     rows = ",\n".join("  " + json.dumps(e.to_dict(), ensure_ascii=False) for e in entries)
     return f'{{\n "generated_by": {json.dumps(command)},\n "models": [\n{rows}\n ]\n}}\n'
+
+
+def write_command(argv, *, prog: str, what: str, table: tuple[str, ...], write) -> int:
+    """The ``python -m ... --write [--out FILE]`` command that regenerates a shipped table:
+    ``write(path)`` measures and writes it, ``what`` says which models."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f"Measure {what} and write the table resnetkit ships."
+    )
+    parser.add_argument("--write", action="store_true", help=f"write {'/'.join(table)}")
+    parser.add_argument("--out", help="write here instead of the shipped file")
+    args = parser.parse_args(argv)
+    if not args.write:
+        parser.error("nothing to do: pass --write")
+    print(f"wrote {write(args.out)}")
+    return 0

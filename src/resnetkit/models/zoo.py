@@ -11,7 +11,6 @@ Keras); after a change to the architecture code, regenerate it with
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,14 @@ from resnetkit.files import write_atomic
 from resnetkit.models.builder import ResNet
 from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS
-from resnetkit.zoo_table import ZooEntry, shipped_table, table_json, table_path
+from resnetkit.zoo_table import (
+    TABLE,
+    ZooEntry,
+    shipped_table,
+    table_json,
+    table_path,
+    write_command,
+)
 
 __all__ = ["ZooEntry", "measure", "write_table", "zoo_table"]
 
@@ -68,17 +74,13 @@ def write_table(path: str | Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return write_command(
+        argv,
         prog="python -m resnetkit.models.zoo",
-        description="Measure every model and write the zoo table that resnetkit ships.",
+        what="every model",
+        table=TABLE,
+        write=write_table,
     )
-    parser.add_argument("--write", action="store_true", help="write models/zoo.json")
-    parser.add_argument("--out", help="write here instead of the shipped file")
-    args = parser.parse_args(argv)
-    if not args.write:
-        parser.error("nothing to do: pass --write")
-    print(f"wrote {write_table(args.out)}")
-    return 0
 
 
 if __name__ == "__main__":

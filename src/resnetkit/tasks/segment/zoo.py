@@ -11,7 +11,6 @@ Pascal VOC's 21. Figures are those of the model without the auxiliary head.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from resnetkit.zoo_table import (
     ZooEntry,
     table_json,
     table_path,
+    write_command,
 )
 
 SEGMENTATION_SIZE = 520  # torchvision's evaluation size for its segmentation models
@@ -73,17 +73,13 @@ def write_table(path: str | Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    return write_command(
+        argv,
         prog="python -m resnetkit.tasks.segment.zoo",
-        description="Measure every segmentation model and write the table resnetkit ships.",
+        what="every segmentation model",
+        table=SEGMENTATION_TABLE,
+        write=write_table,
     )
-    parser.add_argument("--write", action="store_true", help="write tasks/segment/zoo.json")
-    parser.add_argument("--out", help="write here instead of the shipped file")
-    args = parser.parse_args(argv)
-    if not args.write:
-        parser.error("nothing to do: pass --write")
-    print(f"wrote {write_table(args.out)}")
-    return 0
 
 
 if __name__ == "__main__":
