@@ -110,29 +110,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _is_segmentation_run(path: str) -> bool:
-    from pathlib import Path
+    from resnetkit.tasks import saved_task
 
-    from resnetkit.rundir import RunDir
-
-    if not Path(path).is_dir() or not RunDir(path).config.is_file():
-        return False
-    from resnetkit.training.config import load_config
-
-    return load_config(RunDir(path).config).task == "segmentation"
+    return saved_task(path) == "segmentation"
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from resnetkit.export.artifacts import load_predictor
     from resnetkit.tasks.classify.predictor import expand_paths
 
-    if _is_segmentation_run(args.model):
-        return _predict_masks(args, expand_paths(args.images))
-    from resnetkit.export.artifacts import load_predictor
+    paths = expand_paths(args.images)
+    predictor = load_predictor(args.model, args.runtime)  # a run, .keras or an export
+    if getattr(predictor, "task", "classification") == "segmentation":
+        return _predict_masks(args, paths, predictor)
     from resnetkit.tasks.classify.rows import format_table, predict_files, write_rows
 
-    paths = expand_paths(args.images)
-    classifier = load_predictor(args.model, args.runtime)  # a run, .keras or an export
     rows = predict_files(
-        classifier, paths, top_k=args.top_k, batch_size=args.batch_size, tta=args.tta
+        predictor, paths, top_k=args.top_k, batch_size=args.batch_size, tta=args.tta
     )
     print(format_table(rows))
     if args.output:
@@ -143,12 +137,12 @@ def run_predict(args: argparse.Namespace) -> int:
     return 1 if failed == len(rows) else 0
 
 
-def _predict_masks(args: argparse.Namespace, paths: list) -> int:
+def _predict_masks(args: argparse.Namespace, paths: list, predictor) -> int:
     from resnetkit.tasks.segment.predict import predict_masks
 
     if not args.out:
-        raise ValueError("a segmentation run writes masks: give --out DIR")
-    rows = predict_masks(args.model, paths, args.out)
+        raise ValueError("a segmentation model writes masks: give --out DIR")
+    rows = predict_masks(predictor, paths, args.out)
     for row in rows:
         if "error" in row:
             print(f"{_shown(row['file'])}: error: {row['error']}", file=sys.stderr)

@@ -89,8 +89,9 @@ def run_export(args: argparse.Namespace) -> int:
     )
     parity = result.card["parity"]
     print(f"parity ({parity['images']} images, {parity['data']}): {parity['verdict']}")
+    agreement = "pixel" if "pixel_agreement" in parity else "top-1"
     print(
-        f"  top-1 agreement {parity['top1_agreement']:.2%}, mean abs difference "
+        f"  {agreement} agreement {parity['top1_agreement']:.2%}, mean abs difference "
         f"{parity['mean_abs_diff']:.2e}"
     )
     size = result.card["artifact_file"]["bytes"]

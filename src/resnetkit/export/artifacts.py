@@ -30,6 +30,7 @@ from resnetkit.preprocessing import Preprocessing
 
 if TYPE_CHECKING:  # the Keras side loads only when a run or .keras file is asked for
     from resnetkit.tasks.classify.predictor import Predictor
+    from resnetkit.tasks.segment.predictor import MaskPredictor
 
 # What the graph itself does to its input: see export.graph.
 INSIDE = ("none", "normalize", "resize_crop_normalize")
@@ -155,7 +156,9 @@ def is_export(path: str | Path) -> bool:
     return find_export(path) is not None
 
 
-def load_artifact(path: str | Path, runtime: str | None = None) -> ArtifactClassifier:
+def load_artifact(
+    path: str | Path, runtime: str | None = None
+) -> ArtifactClassifier | MaskPredictor:
     """An export folder or artifact → ``ArtifactClassifier`` in the card's runtime.
 
     ``runtime``: ``None`` for the card's; another name is an error, since each format runs
@@ -185,7 +188,29 @@ def load_artifact(path: str | Path, runtime: str | None = None) -> ArtifactClass
             f"{folder}: labels.txt names {len(names)} classes but the artifact has "
             f"{card['output']['shape'][-1]} outputs"
         )
-    return ArtifactClassifier(artifact, card, names, expected, open_runtime(artifact, expected))
+    run = open_runtime(artifact, expected)
+    if card.get("task") == "segmentation":
+        return _mask_predictor(artifact, card, names, run)
+    return ArtifactClassifier(artifact, card, names, expected, run)
+
+
+def _mask_predictor(artifact: Path, card: dict, names: list[str], run) -> MaskPredictor:
+    """A segmentation export as a ``MaskPredictor``: the caller's share of the preprocessing
+    (normalizing, when the graph does not) is done here."""
+    from resnetkit.tasks.segment.predictor import MaskPredictor
+
+    prep = Preprocessing.from_dict(card["preprocessing"])
+    height, width, channels = card["input"]["shape"][1:]
+    forward = run
+    if card["input"]["preprocessing_inside"] == "none":
+        from resnetkit.data.pipeline import normalize
+
+        def forward(x):
+            return run(np.asarray(normalize(x, prep)))
+
+    size = None if height is None else (int(height), int(width))
+    return MaskPredictor(forward, names, prep, int(channels), artifact, size=size,
+                         runtime=card["runtime"])  # fmt: skip
 
 
 def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -240,15 +265,22 @@ def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def load_predictor(path: str | Path, runtime: str | None = None) -> Predictor:
-    """The one loader of a trained classifier, whatever it was saved as: a run directory or
+def load_predictor(path: str | Path, runtime: str | None = None) -> Predictor | MaskPredictor:
+    """The one loader of a trained model, whatever it was saved as: a run directory or
     ``.keras`` file → ``Classifier`` (Keras); an export → ``ArtifactClassifier`` in its
-    runtime. predict, serve and the export parity check use it; evaluate and explain need
-    the Keras model itself and take the ``Classifier`` branch (``load_classifier``)."""
+    runtime; a segmenter's run, file or export → ``MaskPredictor``. predict, serve and the
+    export parity check use it; evaluate and explain need the Keras model itself and take
+    the ``Classifier`` branch (``load_classifier``)."""
     if is_export(path):
         return load_artifact(path, runtime)
     if runtime not in (None, "keras", "tensorflow"):
         raise ValueError(f"--runtime {runtime}: {path} is a run or .keras model, run by Keras")
+    from resnetkit.tasks import saved_task
+
+    if saved_task(path) == "segmentation":
+        from resnetkit.tasks.segment.predictor import load_mask_predictor
+
+        return load_mask_predictor(path)
     from resnetkit.tasks.classify.predictor import load_classifier
 
     return load_classifier(path)

@@ -89,16 +89,14 @@ def build_card(
     quantize: str | None,
     checks,
 ) -> dict:
-    """The model card of an export (``checks``: its ``CheckImages``), parity figures still
-    to come."""
+    """The model card of a classifier's export (``checks``: its ``CheckImages``), parity
+    figures still to come."""
     from resnetkit.tasks.classify.predict import ends_in_softmax
 
     model = classifier.model
     prep = classifier.prep
-    config = model.get_config() if hasattr(model, "variant") else {}
     size, channels = prep.crop_size, classifier.channels
     shape = [None, None, None, channels] if inside == "resize_crop_normalize" else None
-    shape = shape or [None, size, size, channels]
     caller = {
         "none": f"resize the shorter side to {prep.resize_size} ({prep.interpolation}, "
         f"antialiased), center-crop {size}×{size}, normalize ({prep.mode})",
@@ -106,16 +104,34 @@ def build_card(
         f"antialiased) and center-crop {size}×{size}; the graph normalizes",
         "resize_crop_normalize": "nothing: the graph resizes, crops and normalizes",
     }[inside]
-    run = classifier.run_dir
+    output = {
+        "kind": "probabilities" if ends_in_softmax(model) else "logits",
+        "shape": [None, classifier.num_classes],
+    }
+    return card_of(
+        model, prep, classifier.class_names, classifier.run_dir, source, format, filename,
+        runtime, inside, shape or [None, size, size, channels], caller, output, fold,
+        len(checks.calibration) if quantize else 0,
+    )  # fmt: skip
+
+
+def card_of(model, prep, class_names: list[str], run: Path | None, source, format: str,
+            filename: str, runtime: str, inside: str, shape: list, caller: str, output: dict,
+            fold, calibration: int, task: str = "classification") -> dict:  # fmt: skip
+    """The card's fields for any task: the task's own input shape, what the caller must do
+    (``caller``) and the output (``output``) are given."""
+    config = model.get_config()
+    channels = shape[-1]
     return {
         "card_version": CARD_VERSION,
+        "task": task,
         "format": format,
         "artifact": filename,
         "runtime": runtime,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "source": str(source),
         "architecture": {
-            "name": config.get("variant", model.name),
+            "name": config.get("variant", config.get("architecture", model.name)),
             "parameters": int(model.count_params()),
             "input_shape": list(model.input_shape[1:]),
             "trained_dtype_policy": model.dtype_policy.name,
@@ -130,18 +146,15 @@ def build_card(
             "preprocessing_inside": inside,
             "caller_must": caller,
         },
-        "output": {
-            "kind": "probabilities" if ends_in_softmax(model) else "logits",
-            "shape": [None, classifier.num_classes],
-        },
+        "output": output,
         "preprocessing": prep.to_dict(),
-        "classes": classifier.class_names,
+        "classes": class_names,
         "metrics": _run_metrics(run),
         "optimizations": {
-            "dtype": "int8 (full integer; float32 input and output)" if quantize else "float32",
+            "dtype": "int8 (full integer; float32 input and output)" if calibration else "float32",
             "batchnorm_folded": len(fold.folded),
             "batchnorm_kept": len(fold.kept),
-            "calibration_images": len(checks.calibration) if quantize else 0,
+            "calibration_images": calibration,
         },
         "versions": versions(),
     }

@@ -22,7 +22,8 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,6 +104,16 @@ def export_model(
     """Export the model of ``source`` (a run directory or a ``.keras`` file) into the folder
     ``out`` and check it; see the module doc. ``data``: the data for the checks (default: the
     run's own data set)."""
+    from resnetkit.tasks import saved_task
+
+    if saved_task(source) == "segmentation":
+        from resnetkit.export.segmentation import export_segmenter
+
+        return export_segmenter(
+            source, out, format, include_preprocessing=include_preprocessing,
+            quantize=quantize, fold_bn=fold_bn, data=data, check_count=min(check_count, 32),
+            tolerance=tolerance, min_agreement=min_agreement, overwrite=overwrite, log=log,
+        )  # fmt: skip
     out = _checked_request(format, quantize, Path(out), overwrite)
     started = time.perf_counter()
     classifier = load_classifier(source)
@@ -127,11 +138,7 @@ def export_model(
     graph, inside = _with_preprocessing(deploy, classifier, format, include_preprocessing, log)
 
     keras_format, filename, runtime = FORMATS[format]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
-    try:
+    with staged(out) as stage:
         artifact = stage / filename
         options = {}
         if quantize == "int8":
@@ -155,19 +162,37 @@ def export_model(
             resize_inside=inside == "resize_crop_normalize",
         )
         parity["batchnorm_fold_max_abs_diff"] = fold_diff
-        card["parity"] = parity
-        card["artifact_file"] = file_digest(artifact)
-        card["export_seconds"] = round(time.perf_counter() - started, 1)
-        if not parity["passed"]:
-            raise ParityError(f"{format} artifact failed the parity check: {parity['verdict']}")
-        write_card(stage, card)
+        finish_card(stage, card, parity, artifact, started, format)
+    return ExportResult(out, out / filename, card)
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A hidden staging folder beside ``out``, renamed to ``out`` when the block succeeds and
+    removed when it raises: a failed export leaves nothing that looks valid."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         stage.rename(out)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
-    return ExportResult(out, out / filename, card)
+
+
+def finish_card(stage: Path, card: dict, parity: dict, artifact: Path, started: float,
+                format: str) -> None:  # fmt: skip
+    """Record the parity figures in the card; ``ParityError`` when the check failed."""
+    card["parity"] = parity
+    card["artifact_file"] = file_digest(artifact)
+    card["export_seconds"] = round(time.perf_counter() - started, 1)
+    if not parity["passed"]:
+        raise ParityError(f"{format} artifact failed the parity check: {parity['verdict']}")
+    write_card(stage, card)
 
 
 def _checked_request(format: str, quantize: str | None, out: Path, overwrite: bool) -> Path:

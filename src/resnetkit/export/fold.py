@@ -93,18 +93,24 @@ def fold_batchnorm(kernel, bias, gamma, beta, mean, variance, epsilon: float):
 def inference_model(model: keras.Model, *, fold: bool = True) -> tuple[keras.Model, FoldReport]:
     """A float32 copy of a functional ``model`` for deployment, BatchNorm folded if ``fold``.
 
-    The copy shares no variables with ``model``; its layers keep their names.
+    The copy shares no variables with ``model``; its layers keep their names. A nested
+    functional model (a segmenter's backbone) is copied and folded the same way; its layers
+    are reported as ``NESTED/LAYER``.
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "_run_through_graph"):
+    if not _is_functional(model):
         raise ValueError(f"expected a functional Keras model; got {type(model).__name__}")
     pairs, kept = foldable_pairs(model) if fold else ({}, [])
     if not fold:
         kept = [la.name for la in model.layers if isinstance(la, keras.layers.BatchNormalization)]
     convs = set(pairs.values())
+    nested: dict[str, FoldReport] = {}
 
     def clone(layer):
         if layer.name in pairs:
             return layer  # never called: see ``call``
+        if _is_functional(layer):  # a nested network (a segmenter's backbone): its own copy
+            copy, nested[layer.name] = inference_model(layer, fold=fold)
+            return copy
         config = {**layer.get_config(), "dtype": "float32"}
         if layer.name in convs:
             config["use_bias"] = True
@@ -117,7 +123,11 @@ def inference_model(model: keras.Model, *, fold: bool = True) -> tuple[keras.Mod
     copy = keras.models.clone_model(model, clone_function=clone, call_function=call)
     bn_of = {conv: bn for bn, conv in pairs.items()}
     for layer in model.layers:
-        if layer.name in pairs or isinstance(layer, keras.layers.InputLayer):
+        if (
+            layer.name in pairs
+            or layer.name in nested
+            or isinstance(layer, keras.layers.InputLayer)
+        ):
             continue
         target = copy.get_layer(layer.name)
         if layer.name in bn_of:
@@ -134,4 +144,11 @@ def inference_model(model: keras.Model, *, fold: bool = True) -> tuple[keras.Mod
             target.set_weights([kernel, bias])
         else:
             target.set_weights([np.asarray(w, np.float32) for w in layer.get_weights()])
+    for name, report in nested.items():
+        pairs.update({f"{name}/{bn}": f"{name}/{conv}" for bn, conv in report.folded.items()})
+        kept += [f"{name}/{bn}" for bn in report.kept]
     return copy, FoldReport(pairs, kept)
+
+
+def _is_functional(layer) -> bool:
+    return isinstance(layer, keras.Model) and hasattr(layer, "_run_through_graph")

@@ -62,6 +62,8 @@ class ImagePreprocessing(keras.layers.Layer):
         return normalize(images, prep)
 
     def compute_output_shape(self, input_shape):
+        if not self.resize:
+            return (*input_shape[:3], self.channels)
         size = self.prep.crop_size
         return (input_shape[0], size, size, self.channels)
 
@@ -76,13 +78,19 @@ class ImagePreprocessing(keras.layers.Layer):
 
 
 def with_preprocessing(
-    model: keras.Model, prep: Preprocessing, *, resize: bool = True, max_pixels: int = MAX_PIXELS
+    model: keras.Model,
+    prep: Preprocessing,
+    *,
+    resize: bool = True,
+    max_pixels: int = MAX_PIXELS,
+    spatial: tuple[int | None, int | None] | None = None,
 ) -> keras.Model:
     """``model`` behind ``ImagePreprocessing``: input ``image``, uint8, (N, H, W, C) with any
-    H and W if ``resize``, else the crop size."""
+    H and W if ``resize``, else the crop size, or ``spatial`` (a segmenter's: any size, or
+    the fixed size of a LiteRT artifact)."""
     channels = int(model.input_shape[-1])
     size = None if resize else prep.crop_size
-    inputs = keras.Input((size, size, channels), dtype="uint8", name="image")
+    inputs = keras.Input((*(spatial or (size, size)), channels), dtype="uint8", name="image")
     layer = ImagePreprocessing(
         prep.to_dict(), channels, resize=resize, max_pixels=max_pixels, name="preprocessing"
     )

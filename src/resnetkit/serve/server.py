@@ -178,9 +178,13 @@ class PredictionService:
             probs = future.result(timeout=self.config.timeout_s)
         except FutureTimeout:
             raise RequestError(503, "the prediction did not finish within the timeout") from None
+        names = self.classifier.class_names
+        if getattr(self.classifier, "task", "classification") == "segmentation":
+            from resnetkit.tasks.segment.predict import mask_row
+
+            return [mask_row(mask, names) for mask in probs]
         from resnetkit.tasks.classify.rows import top_classes
 
-        names = self.classifier.class_names
         return [{"top": top_classes(p, names, top_k)} for p in probs]
 
     def close(self) -> None:

@@ -70,6 +70,31 @@ def model_for_source(model_name: str, source_arch: str) -> str:
     return model_name
 
 
+def saved_task(path) -> str:
+    """The task of a saved model: a run directory's config says it; a ``.keras`` file's
+    top-level class does (``Segmenter``: segmentation). Reads no weights."""
+    import json
+    import zipfile
+    from pathlib import Path
+
+    from resnetkit.rundir import RunDir
+
+    path = Path(path)
+    if path.is_dir() and RunDir(path).config.is_file():
+        import yaml  # the config's own loader (training/) sits above tasks/
+
+        config = yaml.safe_load(RunDir(path).config.read_text(encoding="utf8")) or {}
+        return str(config.get("task", "classification"))
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            try:
+                config = json.loads(archive.read("config.json"))
+            except (KeyError, ValueError):
+                return "classification"  # load_model names the fault
+        return "segmentation" if config.get("class_name") == "Segmenter" else "classification"
+    return "classification"
+
+
 def load_model(path):
     """Any resnetkit model (a classifier or a task's model) from a ``.keras`` file or a run
     directory, in Keras' safe mode; importing each task's model module first registers its

@@ -49,7 +49,9 @@ class PadToMultiple(keras.layers.Layer):
     def call(self, x):
         h, w = ops.shape(x)[1], ops.shape(x)[2]
         m = self.multiple
-        return ops.pad(x, [[0, 0], [0, (-h) % m], [0, (-w) % m], [0, 0]])
+        # (m - h % m) % m, not (-h) % m: tf2onnx turns a floor-mod of a negative number into
+        # C's remainder, which would crop instead of pad in an ONNX export.
+        return ops.pad(x, [[0, 0], [0, (m - h % m) % m], [0, (m - w % m) % m], [0, 0]])
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape

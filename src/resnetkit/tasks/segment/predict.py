@@ -13,36 +13,51 @@ from PIL import Image
 from resnetkit.data.checks import BadImageError, decode_image
 from resnetkit.data.masks import voc_palette
 from resnetkit.data.pipeline import normalize
-from resnetkit.data.sources import MAX_PIXELS, load_class_map
+from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.files import write_atomic
 from resnetkit.preprocessing import Preprocessing
-from resnetkit.rundir import RunDir
+from resnetkit.tasks.segment.predictor import MaskPredictor
 
 
-def predict_masks(run_dir: str | Path, paths: list[Path], out: str | Path) -> list[dict]:
-    """Segment every file of ``paths`` with the run's model into ``out``; one row per file
-    (``mask``, ``overlay``, ``shares``, or ``error``), also written as predictions.json."""
-    from resnetkit.tasks import load_model
-
-    run = RunDir(run_dir).require_run()
-    model = load_model(run.path)
-    names = load_class_map(run.class_map)
-    prep = Preprocessing.from_dict(model.get_config()["preprocessing"])
-    channels = model.input_shape[-1]
+def predict_masks(predictor: MaskPredictor, paths: list[Path], out: str | Path) -> list[dict]:
+    """Segment every file of ``paths`` with ``predictor`` (a run's, or an export's:
+    ``export.artifacts.load_predictor``) into ``out``; one row per file (``mask``,
+    ``overlay``, ``shares``, or ``error``), also written as predictions.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for path in paths:
         try:
-            image = decode_image(str(path), channels, MAX_PIXELS)
+            image = predictor.decode(path)
         except BadImageError as e:
             rows.append({"file": str(path), "error": str(e)})
             continue
-        logits = model(normalize(image[None], prep), training=False)
-        mask = np.argmax(np.asarray(logits)[0], axis=-1).astype(np.uint8)
-        rows.append(_write(path, image, mask, names, out))
+        (mask,) = predictor.predict_arrays([image])
+        rows.append(_write(path, image, mask, predictor.class_names, out))
     write_atomic(out / "predictions.json", json.dumps(rows, indent=1))
     return rows
+
+
+def mask_row(mask: np.ndarray, names: list[str]) -> dict:
+    """What ``serve`` answers per image: the class-index mask as a base64 PNG (grey levels
+    are class indices), its size and each class's share of the pixels."""
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(mask, mode="L").save(buffer, format="PNG")
+    return {
+        "mask_png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+        "height": int(mask.shape[0]),
+        "width": int(mask.shape[1]),
+        "shares": class_shares(mask, names),
+    }
+
+
+def class_shares(mask: np.ndarray, names: list[str]) -> dict[str, float]:
+    """Each class's share of the mask's pixels."""
+    counts = np.bincount(mask.reshape(-1), minlength=len(names))[: len(names)]
+    return {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}
 
 
 def _write(path: Path, image: np.ndarray, mask: np.ndarray, names: list[str], out: Path) -> dict:
@@ -56,13 +71,11 @@ def _write(path: Path, image: np.ndarray, mask: np.ndarray, names: list[str], ou
     blend = np.where(mask[..., None] > 0, 0.5 * rgb + 0.5 * colours, rgb).astype(np.uint8)
     overlay_path = out / f"{path.stem}_overlay.png"
     Image.fromarray(blend).save(overlay_path)
-    counts = np.bincount(mask.reshape(-1), minlength=len(names))[: len(names)]
-    shares = {n: round(float(c) / mask.size, 6) for n, c in zip(names, counts, strict=True)}
     return {
         "file": str(path),
         "mask": str(mask_path),
         "overlay": str(overlay_path),
-        "shares": shares,
+        "shares": class_shares(mask, names),
     }
 
 
