@@ -30,6 +30,9 @@ def test_schedules_have_their_shapes():
     assert int(np.argmax(values)) == 30 and values[-1] < 1e-3
     restored = OneCycle.from_config(cycle.get_config())
     assert _lr(restored, 55) == pytest.approx(values[55])
+    poly = make_schedule(ScheduleConfig(name="poly", epochs=10, power=0.9), 2.0, 10)
+    assert _lr(poly, 0) == pytest.approx(2.0) and _lr(poly, 100) == pytest.approx(0.0)
+    assert _lr(poly, 50) == pytest.approx(2.0 * 0.5**0.9)  # DeepLab's (1 - t/T)^0.9
 
 
 @pytest.mark.parametrize(
@@ -37,6 +40,7 @@ def test_schedules_have_their_shapes():
     [
         ({"name": "step", "warmup_epochs": 1}, "warmup_epochs"),
         ({"name": "step", "milestones": [0.8, 0.5]}, "milestones"),
+        ({"name": "poly", "warmup_epochs": 1}, "warmup_epochs"),
         ({"name": "linear"}, "schedule.name"),
         ({"epochs": 2, "warmup_epochs": 2}, "warmup_epochs"),
     ],

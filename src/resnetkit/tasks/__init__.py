@@ -23,7 +23,11 @@ if TYPE_CHECKING:  # base.py imports Keras; the registry of names does not need 
     from resnetkit.tasks.base import Task
 
 TASKS = ("classification", "segmentation")  # the values of the config's ``task`` key
-MODEL_MODULES = ("resnetkit.models", "resnetkit.tasks.segment.model")  # register their classes
+MODEL_MODULES = (
+    "resnetkit.models",
+    "resnetkit.tasks.segment.model",
+    "resnetkit.tasks.segment.losses",
+)  # register their classes
 
 
 def task_of(model_name: str) -> str:

@@ -31,7 +31,7 @@ Task = Literal["classification", "segmentation"]  # resnetkit.tasks.TASKS
 BadImagePolicy = Literal["skip", "error"]
 ClassWeight = Literal["auto"]  # weight each class by n / (classes × count)
 Optimizer = Literal["sgd", "adamw", "lamb"]
-Schedule = Literal["cosine", "step", "onecycle"]
+Schedule = Literal["cosine", "step", "onecycle", "poly"]
 Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]  # auto: per CPU
 Strategy = Literal["auto", "one", "mirrored", "multiworker"]  # tf.distribute
 FinetuneStrategy = Literal["linear", "full", "two-stage", "gradual"]
@@ -71,6 +71,7 @@ class OptimConfig:
     decay_bn_and_bias: bool = False  # weight decay on BN parameters and biases too
     clipnorm: float | None = None
     label_smoothing: float = 0.0
+    dice_weight: float = 0.0  # segmentation: + this × (1 − soft Dice) in the loss
     ema_decay: float | None = None  # exponential moving average of the weights
 
 
@@ -85,6 +86,7 @@ class ScheduleConfig:
     warmup_epochs: float = 0.0
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step: epoch fractions
     gamma: float = 0.1
+    power: float = 0.9  # poly: rate = peak × (1 − step/steps)^power, DeepLab's schedule
     # Wall-clock budget of the whole run, minutes: epochs are cut to what fits (budget.py).
     budget_minutes: float | None = None
 

@@ -90,7 +90,13 @@ def make_schedule(
         return keras.optimizers.schedules.PiecewiseConstantDecay(bounds, values)
     if schedule.name == "onecycle":
         return OneCycle(peak, total, warmup or int(0.25 * total))
-    raise ValueError(f"schedule.name must be cosine, step or onecycle; got {schedule.name!r}")
+    if schedule.name == "poly":
+        if warmup:
+            raise ValueError("schedule.warmup_epochs is not supported by the poly schedule")
+        return keras.optimizers.schedules.PolynomialDecay(
+            peak, decay_steps=total, end_learning_rate=0.0, power=schedule.power
+        )
+    raise ValueError(f"schedule.name must be cosine, step, onecycle or poly; got {schedule.name!r}")
 
 
 class _ScaledRates:

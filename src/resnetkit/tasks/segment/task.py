@@ -134,7 +134,18 @@ class Segmentation:
         return pair_dataset(split, inputs.prep, channels=inputs.channels, batch_size=batch_size)
 
     def class_weight(self, inputs: SegmentInputs) -> None:
-        return None  # Keras' class_weight takes one label per example, not per pixel
+        """``data.class_weight="auto"``: class ``k``'s pixels weigh ``n / (classes ×
+        pixels_k)`` in the loss (``loss()``); Keras' ``class_weight`` takes one label per
+        example, not per pixel, so nothing is returned to it."""
+        mode = self.config.data.class_weight
+        if mode is None:
+            return None
+        if mode != "auto":
+            raise ValueError(f"data.class_weight must be auto or null; got {mode!r}")
+        counts = np.asarray(inputs.source.pixels["train"], np.float64)
+        k = len(counts)
+        self.pixel_weights = [float(counts.sum() / (k * c)) if c else 1.0 for c in counts]
+        return None
 
     # Model --------------------------------------------------------------------------------
 
@@ -149,7 +160,15 @@ class Segmentation:
         )
 
     def loss(self) -> keras.losses.Loss:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE)
+        """Keras' cross-entropy ignoring 255, or ``SegmentationLoss`` for per-pixel class
+        weights (``data.class_weight=auto``) or a Dice term (``optim.dice_weight``)."""
+        weights = getattr(self, "pixel_weights", None)
+        dice = self.config.optim.dice_weight
+        if weights is None and not dice:
+            return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=IGNORE)
+        from resnetkit.tasks.segment.losses import SegmentationLoss
+
+        return SegmentationLoss(self.num_classes, weights, dice)
 
     def metrics(self) -> list:
         return [mean_iou_metric(self.num_classes)]
