@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed test-slow lint format clean data-deps docs
+.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed bench-segmentation bench-segmentation-speed test-slow lint format clean data-deps docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,21 @@ bench-speed: $(INTEROP_VENV)/.installed-bench
 
 bench-transfer: $(VENV)/.installed data-deps
 	$(BIN)/python benchmarks/transfer.py
+
+# Segmentation on scenes built from Fashion-MNIST: output stride, fine-tuning against scratch.
+bench-segmentation: $(VENV)/.installed data-deps
+	$(BIN)/python benchmarks/segmentation.py
+
+# keras-hub's declared requirements pull in the full tensorflow beside tensorflow-cpu (and
+# tensorflow-text); its image models import with these few.
+$(INTEROP_VENV)/.installed-keras-hub: | $(INTEROP_VENV)/.installed
+	$(INTEROP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		keras-hub==0.32.0 regex tokenizers sentencepiece kagglehub kagglesdk==0.1.28
+	touch $@
+
+# Segmentation training speed against torchvision's and keras-hub's DeepLab.
+bench-segmentation-speed: $(INTEROP_VENV)/.installed-keras-hub
+	$(INTEROP_VENV)/bin/python benchmarks/segmentation_speed.py
 
 # The tables of measured figures in README.md and docs/, regenerated from benchmarks/results.
 docs: $(VENV)/.installed

@@ -353,11 +353,12 @@ def job_id(job: dict) -> str:
     return "/".join(str(p) for p in parts if p is not None)
 
 
-def spawn(job: dict, opts) -> dict:
-    """Run one job in a fresh interpreter; its result comes back through a file."""
+def spawn(job: dict, opts, script: str = __file__) -> dict:
+    """Run one job of ``script`` (whose parser has ``add_process_arguments``) in a fresh
+    interpreter; its result comes back through a file."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, __file__, "--job", json.dumps(job), "--result", str(out)]
+        cmd = [sys.executable, script, "--job", json.dumps(job), "--result", str(out)]
         cmd += ["--warmup", str(opts.warmup), "--repeats", str(opts.repeats)]
         cmd += ["--min-seconds", str(opts.min_seconds)] + (["--jit"] if opts.jit else [])
         cmd += ["--tf-inter-op", str(opts.tf_inter_op)]
@@ -538,12 +539,11 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_process_arguments(parser: argparse.ArgumentParser) -> None:
+    """The timing and TensorFlow settings every job process takes (``spawn`` passes them)."""
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--min-seconds", type=float, default=4.0, help="timed seconds per repeat")
-    parser.add_argument("--only", default="", help="comma-separated substrings of job ids to run")
     parser.add_argument("--jit", action="store_true", help="XLA for the Keras contenders")
     parser.add_argument(
         "--onednn",
@@ -554,13 +554,19 @@ def main() -> int:
     parser.add_argument(
         "--tf-inter-op", type=int, default=0, help="TensorFlow inter-op threads (0: its default)"
     )
+    parser.add_argument("--job", help=argparse.SUPPRESS)  # child process
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_process_arguments(parser)
+    parser.add_argument("--only", default="", help="comma-separated substrings of job ids to run")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--update", action="store_true", help="merge into the existing JSON (with --only)"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not regenerate the docs' tables")
-    parser.add_argument("--job", help=argparse.SUPPRESS)  # child process
-    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.job:
         opts.result.write_text(json.dumps(run_job(json.loads(opts.job), opts)))

@@ -232,3 +232,31 @@ def test_padded_conv_matches_zero_padding_with_gradients(size, traced):
     for a, b in zip(*results, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     assert float(tf.reduce_max(tf.abs(results[0][1]))) > 0
+
+
+@pytest.mark.parametrize("rate", [2, 12])  # 12 > the 7-pixel input: only the centre tap sees it
+def test_dilated_conv_matches_keras_conv_with_gradients(rate):
+    """DilatedConv2D (TensorFlow's dilated kernel) computes what Keras' Conv2D computes
+    (space-to-batch), outputs and both gradients."""
+    from resnetkit.models.layers import DilatedConv2D
+
+    rng = np.random.default_rng(2)
+    x = tf.constant(rng.normal(size=(2, 7, 9, 4)), tf.float32)
+    weights = tf.constant(rng.normal(size=(2, 7, 9, 5)), tf.float32)
+    ours = DilatedConv2D(5, 3, padding="same", dilation_rate=rate)
+    reference = keras.layers.Conv2D(5, 3, padding="same", dilation_rate=rate)
+    ours.build(x.shape)
+    reference.build(x.shape)
+    reference.kernel.assign(rng.normal(size=reference.kernel.shape))
+    ours.kernel.assign(reference.kernel)
+
+    def run(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * weights)
+        return [loss, *tape.gradient(loss, [x, layer.kernel])]
+
+    for a, b in zip(run(ours), run(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="stride 1, 'same'"):
+        DilatedConv2D(5, 3, padding="valid", dilation_rate=2)

@@ -44,12 +44,34 @@ def test_weighted_cross_entropy_and_dice_equal_a_direct_computation():
         SegmentationLoss(3, [1.0, 2.0])
 
 
-def test_a_run_with_class_weights_and_dice(tmp_path, capsys):
+def test_the_auxiliary_loss_adds_its_weight_times_the_same_loss():
+    import keras
+
+    from resnetkit.tasks.segment.metrics import mean_iou_metric
+    from resnetkit.tasks.segment.model import create_segmenter
+
+    model = create_segmenter("fcn_resnet8_fast", num_classes=3, input_shape=(16, 16, 3),
+                             aux=True, aux_weight=0.4)  # fmt: skip
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255)
+    model.compile(optimizer="sgd", loss=loss, metrics=[mean_iou_metric(3)])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 16, 16, 3)).astype("float32")
+    y = rng.integers(0, 3, (2, 16, 16))
+    y[0, :3] = 255
+    got = model.evaluate(x, y, verbose=0, return_dict=True)
+    out = model(x, training=False)
+    main_loss, aux_loss = (float(loss(y, out[k])) for k in ("logits", "aux_logits"))
+    assert got["loss"] == pytest.approx(main_loss + 0.4 * aux_loss, rel=1e-5)
+    assert set(got) == {"loss", "miou"}  # one mask in, the main output's metric out
+
+
+def test_a_run_with_class_weights_dice_and_the_auxiliary_head(tmp_path, capsys):
     data = write_voc(tmp_path / "voc")
     run = tmp_path / "run"
     argv = ["train", "--model", "unet_resnet8_fast", "--data", str(data), "--epochs", "2",
             "--batch-size", "4", "--run-dir", str(run), "--set", "data.class_weight=auto",
-            "--set", "optim.dice_weight=0.5", "--set", "schedule.name=poly"]  # fmt: skip
+            "--set", "optim.dice_weight=0.5", "--set", "schedule.name=poly",
+            "--set", "model.aux_weight=0.4"]  # fmt: skip
     assert main(argv) == 0
     history = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     assert len(history) == 2 and all(np.isfinite(r["loss"]) for r in history)
@@ -57,3 +79,5 @@ def test_a_run_with_class_weights_and_dice(tmp_path, capsys):
 
     model = resnetkit.load_model(run)  # the custom loss does not stop a fresh load
     assert model.get_config()["num_classes"] == 3
+    assert set(model.output) == {"logits", "aux_logits"} and model.aux_weight == 0.4
+    assert (run / "evaluation" / "val" / "metrics.json").is_file()

@@ -59,8 +59,16 @@ def test_output_stride_sets_the_backbone_and_aspp_rates():
 
 
 def test_decoders_of_every_stride_refuse_dilation():
-    with pytest.raises(ValueError, match="output_stride must be 32"):
+    with pytest.raises(ValueError, match="output_stride must be resnet18's own, 32"):
         create_segmenter("unet_resnet18", output_stride=16)
+
+
+def test_a_stride_above_the_backbones_deepest_is_refused_not_ignored():
+    with pytest.raises(ValueError, match=r"output_stride 16 is above resnet8_fast's deepest"):
+        create_segmenter("deeplabv3plus_resnet8_fast", output_stride=16)
+    model = create_segmenter("deeplabv3plus_resnet8_fast", num_classes=3)
+    assert model.output_stride == 8  # the head's default 16 is more than it has: its own 8
+    assert model.get_layer("aspp_b1_conv").dilation_rate == (12, 12)  # rates follow it
 
 
 def test_the_auxiliary_head_gives_a_second_output():

@@ -15,6 +15,12 @@
   runs the gradients of explicitly padded convolutions in Eigen, not oneDNN, and Eigen's
   bfloat16 kernels are many times slower. The figures: docs/training.md and docs/speed.md.
 
+- ``DilatedConv2D``: ``Conv2D`` whose dilation runs in TensorFlow's own convolution kernel.
+  Keras calls ``tf.nn.convolution``, which turns a dilated convolution into space-to-batch,
+  a convolution and batch-to-space; at DeepLab's rates (12/24/36) the padded blocks make
+  that several times the work (``benchmarks/results/measurements.json``), while
+  ``tf.nn.conv2d`` hands the dilation to oneDNN.
+
 - ``BatchNormalization``: Keras' own layer, but training steps run TensorFlow's fused
   batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops, which
   make a small network's training step markedly slower, in float32 and bfloat16 alike.
@@ -134,6 +140,34 @@ class PaddedConv2D(keras.layers.Conv2D):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "pad": self.pad}
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class DilatedConv2D(keras.layers.Conv2D):
+    """A stride-1, "same", channels-last ``Conv2D`` with ``dilation_rate`` > 1 (see above)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.padding != "same" or tuple(self.strides) != (1, 1) or (
+                self.data_format != "channels_last"):  # fmt: skip
+            raise ValueError(
+                "DilatedConv2D is stride 1, 'same' and channels-last; got "
+                f"strides={self.strides}, padding={self.padding!r}, "
+                f"data_format={self.data_format!r}"
+            )
+
+    def convolution_op(self, inputs, kernel):
+        if keras.backend.backend() != "tensorflow" or self.groups != 1:
+            return super().convolution_op(inputs, kernel)
+        import tensorflow as tf
+
+        return tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME",
+                            dilations=list(self.dilation_rate))  # fmt: skip
+
+
+def conv2d_layer(dilation: int):
+    """``DilatedConv2D`` for a dilated convolution, else Keras' ``Conv2D``."""
+    return DilatedConv2D if dilation > 1 else keras.layers.Conv2D
 
 
 def _explicit_pad_conv(inputs, kernel, strides, pad: int):

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 
 import keras
 
-from resnetkit.models.layers import BatchNormalization, PaddedConv2D, TorchMaxPool2D
+from resnetkit.models.layers import (
+    BatchNormalization,
+    PaddedConv2D,
+    TorchMaxPool2D,
+    conv2d_layer,
+)
 
 
 @dataclass(frozen=True)
@@ -169,7 +174,7 @@ class LayerFactory:
         if dilation > 1 and strides > 1:
             raise ValueError(f"{name}: a dilated convolution must have stride 1")
         pad = kernel // 2
-        layer, extra = keras.layers.Conv2D, {}
+        layer, extra = conv2d_layer(dilation if padding == "symmetric" else 1), {}
         if padding == "symmetric" and strides > 1 and pad:
             conv_padding = "valid"
             if self.layout.pad_layers:

@@ -47,6 +47,8 @@ class ModelConfig:
     input_size: list[int] | None = None  # [H, W, C]; None: from the data / weights
     zero_init_residual: bool = True
     drop_path_rate: float = 0.0
+    output_stride: int | None = None  # segmentation: 8, 16 or 32; None: the head's default
+    aux_weight: float = 0.0  # segmentation: > 0 adds the auxiliary head, its loss weighted
 
 
 @dataclass

@@ -110,6 +110,9 @@ class Classification:
         from resnetkit.models.variants import get_variant
 
         c = self.config
+        for key in ("output_stride", "aux_weight"):
+            if getattr(c.model, key):
+                raise ValueError(f"model.{key} is a segmentation option; {arch} classifies")
         fresh = c.finetune.source is None
         has_shortcuts = get_variant(arch).shortcut != "none"
         return create_pretrained(

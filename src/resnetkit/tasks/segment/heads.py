@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import keras
 
-from resnetkit.models.layers import BatchNormalization
+from resnetkit.models.layers import BatchNormalization, conv2d_layer
 from resnetkit.tasks.segment.layers import ResizeLike
 
 BN_EPSILON, BN_MOMENTUM = 1e-5, 0.9  # PyTorch's BatchNorm2d defaults
@@ -30,7 +30,7 @@ BN_EPSILON, BN_MOMENTUM = 1e-5, 0.9  # PyTorch's BatchNorm2d defaults
 
 def conv_bn_relu(x, filters: int, kernel: int, name: str, *, dilation: int = 1, dtype=None):
     """Conv (no bias, "same": PyTorch's padding = dilation × k//2), BN, ReLU."""
-    x = keras.layers.Conv2D(
+    x = conv2d_layer(dilation)(
         filters, kernel, padding="same", dilation_rate=dilation, use_bias=False,
         kernel_initializer="he_normal", name=f"{name}_conv", dtype=dtype,
     )(x)  # fmt: skip

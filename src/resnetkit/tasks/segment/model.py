@@ -69,7 +69,8 @@ class Segmenter(keras.Model):
         output_stride: the backbone's (8, 16, 32); default: the head's (FCN and DeepLabV3 8,
             as torchvision; DeepLabV3+ 16; U-Net and FPN 32, the only one they take).
         aux: add torchvision's auxiliary FCN head on the stage before the last; the model
-            then returns ``{"logits": ..., "aux_logits": ...}``.
+            then returns ``{"logits": ..., "aux_logits": ...}`` (``main_logits`` picks).
+        aux_weight: the auxiliary loss's weight in training (torchvision's recipe: 0.5).
         aspp_rates: the ASPP's three dilation rates; default: by output stride (12/24/36 at
             8, 6/12/18 at 16).
         decoder_channels: U-Net's decoder widths, one per block: a block per stride below
@@ -86,6 +87,7 @@ class Segmenter(keras.Model):
         input_shape: tuple[int | None, int | None, int] = (None, None, 3),
         output_stride: int | None = None,
         aux: bool = False,
+        aux_weight: float = 0.5,
         aspp_rates: tuple[int, ...] | None = None,
         decoder_channels: tuple[int, ...] | None = None,
         dtype: str | None = None,
@@ -95,12 +97,7 @@ class Segmenter(keras.Model):
     ):
         head_name, backbone_name = split_name(architecture)
         head = HEADS[head_name]
-        if output_stride is not None and not head.dilates and output_stride != 32:
-            raise ValueError(
-                f"{architecture}: a {head_name} decoder joins features of every stride; "
-                f"output_stride must be 32 (got {output_stride})"
-            )
-        stride = output_stride or head.output_stride
+        stride = (output_stride or head.output_stride) if head.dilates else None
         stages = [f"stage{i}" for i in range(1, len(get_variant(backbone_name).depths) + 1)]
 
         def build_backbone(shape) -> ResNet:
@@ -112,13 +109,15 @@ class Segmenter(keras.Model):
 
         backbone = build_backbone(tuple(input_shape))
         info = backbone.feature_info
+        _check_stride(architecture, head_name, head, output_stride, info)
         image = keras.Input(shape=tuple(input_shape), name="image")
         multiple = 1 if head.dilates else max(i.stride for i in info.values())
         x = PadToMultiple(multiple, name="pad", dtype=dtype)(image) if multiple > 1 else image
         if tuple(x.shape[1:]) != tuple(input_shape):  # a fixed size, padded
             backbone = build_backbone(tuple(x.shape[1:]))
         features = backbone(x)
-        rates = tuple(aspp_rates or ASPP_RATES[stride or 32])
+        built = max(i.stride for i in info.values())  # the deepest, as built
+        rates = tuple(aspp_rates or ASPP_RATES.get(built, ASPP_RATES[32]))
         logits = _head(head_name, features, info, stages, x, num_classes, rates,
                        decoder_channels, dtype, architecture)  # fmt: skip
         logits = ResizeLike(name="logits_resize", dtype=logits.dtype)([logits, x])
@@ -134,13 +133,15 @@ class Segmenter(keras.Model):
         super().__init__(image, outputs, name=name or architecture, **kwargs)
         self.backbone = backbone
         self.head = head_name
-        self.output_stride = max(i.stride for i in info.values())  # the deepest, as built
+        self.output_stride = built
+        self.aux_weight = float(aux_weight)
         self._init_config = {
             "architecture": architecture,
             "num_classes": int(num_classes),
             "input_shape": tuple(input_shape),
             "output_stride": output_stride,
             "aux": bool(aux),
+            "aux_weight": float(aux_weight),
             "aspp_rates": None if aspp_rates is None else tuple(aspp_rates),
             "decoder_channels": None if decoder_channels is None else tuple(decoder_channels),
             "dtype": dtype,
@@ -162,6 +163,42 @@ class Segmenter(keras.Model):
         model = cls(**config)
         model.trainable = trainable
         return model
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """With the auxiliary head: the compiled loss on the logits plus ``aux_weight`` × the
+        same loss on the auxiliary logits, so targets stay one mask (Keras would want one
+        per output) and metrics stay those of the main output."""
+        if not isinstance(y_pred, dict):
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        total = super().compute_loss(x, y, y_pred["logits"], sample_weight, training)
+        aux = keras.losses.get(self.loss)(y, y_pred["aux_logits"], sample_weight)
+        return total + keras.ops.cast(self.aux_weight, total.dtype) * aux
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, main_logits(y_pred), sample_weight)
+
+
+def main_logits(outputs):
+    """The logits of a segmenter's outputs, with or without the auxiliary head."""
+    return outputs["logits"] if isinstance(outputs, dict) else outputs
+
+
+def _check_stride(architecture: str, head_name: str, head: Head, asked: int | None,
+                  info: dict) -> None:  # fmt: skip
+    """A stride the backbone cannot give is an error, never silently another stride."""
+    built = max(i.stride for i in info.values())
+    if asked is None or asked == built:
+        return
+    backbone = architecture.partition("_")[2]
+    if not head.dilates:
+        raise ValueError(
+            f"{architecture}: a {head_name} decoder joins features of every stride; "
+            f"output_stride must be {backbone}'s own, {built} (got {asked})"
+        )
+    raise ValueError(
+        f"{architecture}: output_stride {asked} is above {backbone}'s deepest stride "
+        f"({built}); dilation can only lower the stride: choose 8, 16 or 32 up to {built}"
+    )
 
 
 def _head(name, features, info, stages, x, num_classes, rates, decoder_channels, dtype,

@@ -84,13 +84,14 @@ def triptychs(model, pairs, prep: Preprocessing, channels: int, out: Path, *,
     """``samples.png`` (the first ``count`` pairs) and ``worst.png`` (the ``count`` of the
     first ``pool`` with the lowest pixel accuracy): image | truth | prediction rows."""
     from resnetkit.data.masks import IGNORE
+    from resnetkit.tasks.segment.model import main_logits
 
     colours = np.asarray(voc_palette(), np.uint8).reshape(256, 3)
     rows = []
     for image_path, mask_path in list(zip(pairs.images, pairs.masks, strict=True))[:pool]:
         image = decode_image(image_path, channels, MAX_PIXELS)
         truth = np.asarray(Image.open(mask_path), np.uint8)
-        logits = model(normalize(image[None], prep), training=False)
+        logits = main_logits(model(normalize(image[None], prep), training=False))
         predicted = np.argmax(np.asarray(logits)[0], axis=-1).astype(np.uint8)
         scored = truth != IGNORE
         accuracy = float((predicted == truth)[scored].mean()) if scored.any() else 1.0

@@ -93,6 +93,7 @@ def load_mask_predictor(path: str | Path) -> MaskPredictor:
     from resnetkit.data.sources import load_class_map
     from resnetkit.rundir import RunDir
     from resnetkit.tasks import load_model
+    from resnetkit.tasks.segment.model import main_logits
 
     path = Path(path)
     run_dir = path if path.is_dir() else None
@@ -103,14 +104,9 @@ def load_mask_predictor(path: str | Path) -> MaskPredictor:
     classes = int(model.get_config()["num_classes"])
     names = load_class_map(class_map) if class_map.is_file() else [f"class_{i}" for i in
                                                                     range(classes)]  # fmt: skip
-    graph = tf.function(lambda x: _main_output(model(normalize(x, prep), training=False)),
+    graph = tf.function(lambda x: main_logits(model(normalize(x, prep), training=False)),
                         reduce_retracing=True)  # fmt: skip
     return MaskPredictor(
         lambda x: graph(tf.constant(x)).numpy(),
         names, prep, int(model.input_shape[-1]), model_file, run_dir,
     )  # fmt: skip
-
-
-def _main_output(outputs):
-    """The logits of a model with the auxiliary head (``{"logits", "aux_logits"}``)."""
-    return outputs["logits"] if isinstance(outputs, dict) else outputs

@@ -25,7 +25,7 @@ from resnetkit.preprocessing import Preprocessing
 from resnetkit.rundir import RunDir
 from resnetkit.tasks.classify.inputs import measured_stats
 from resnetkit.tasks.segment.metrics import confusion, mean_iou_metric, scores
-from resnetkit.tasks.segment.model import create_segmenter, split_name
+from resnetkit.tasks.segment.model import create_segmenter, main_logits, split_name
 from resnetkit.tasks.segment.pipeline import JointAugment, pair_dataset
 from resnetkit.tasks.segment.predict import triptychs
 
@@ -151,10 +151,16 @@ class Segmentation:
 
     def build_model(self, inputs: SegmentInputs, arch: str, *, weights: bool = True):
         c = self.config
+        if c.model.aux_weight < 0:
+            raise ValueError(f"model.aux_weight must be >= 0 (0: no auxiliary head); got "
+                             f"{c.model.aux_weight}")  # fmt: skip
         return create_segmenter(
             arch,
             num_classes=self.num_classes,
             input_shape=inputs.input_shape,
+            output_stride=c.model.output_stride,
+            aux=c.model.aux_weight > 0,
+            aux_weight=c.model.aux_weight,
             dtype=None if c.run.precision == "float32" else c.run.precision,
             preprocessing=inputs.prep.to_dict(),
         )
@@ -179,7 +185,7 @@ class Segmentation:
         """mIoU, per-class IoU, pixel accuracy and fw-IoU over the whole ``split``."""
         matrix = np.zeros((self.num_classes,) * 2, np.int64)
         for images, masks in self.eval_stream(inputs, split, batch_size):
-            predicted = np.argmax(np.asarray(model(images, training=False)), axis=-1)
+            predicted = np.argmax(np.asarray(main_logits(model(images, training=False))), axis=-1)
             matrix += confusion(masks.numpy(), predicted, self.num_classes)
         return {**scores(matrix, inputs.source.class_names), "confusion": matrix.tolist()}
 
