@@ -133,3 +133,79 @@ def test_torchvision_segmentation_state_dicts_give_its_logits(name, aux):
             rel, worst = errors(np.asarray(mine), expected[key].permute(0, 2, 3, 1).numpy())
             print(f"\n{name} aux={aux} {key} {h}x{w}: relative L2 {rel:.2e}, max abs {worst:.2e}")
             assert rel <= 1e-4
+
+
+def test_torchvision_retinanet_state_dict_gives_its_head_outputs():
+    import torch
+    import torchvision
+
+    from resnetkit.tasks.detect.model import create_detector
+    from resnetkit.tasks.detect.torchvision_weights import load_torchvision_state
+
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    theirs = with_bn_statistics(
+        torchvision.models.detection.retinanet_resnet50_fpn(
+            weights=None, weights_backbone=None, num_classes=91
+        )
+    )
+    state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    ours = create_detector("retinanet_resnet50_fpn")
+    load_torchvision_state(ours, state, source="retinanet_resnet50_fpn")
+    for h, w in [(512, 512), (481, 353)]:
+        x = images((1, h, w, 3))
+        with torch.no_grad():  # the raw heads, past torchvision's resize and normalization
+            features = list(theirs.backbone(torch.from_numpy(x).permute(0, 3, 1, 2)).values())
+            expected = theirs.head(features)
+        got = ours(x)
+        for key in ("cls_logits", "bbox_regression"):
+            rel, worst = errors(np.asarray(got[key]), expected[key].numpy())
+            print(f"\nretinanet {key} {h}x{w}: relative L2 {rel:.2e}, max abs {worst:.2e}")
+            assert rel <= 1e-4
+
+
+def test_torchvision_retinanet_anchors_and_final_boxes_are_ours():
+    import torch
+    import torchvision
+    from torchvision.models.detection.image_list import ImageList
+
+    from resnetkit.tasks.detect.anchors import anchors
+    from resnetkit.tasks.detect.decode import inference_model
+    from resnetkit.tasks.detect.model import create_detector
+    from resnetkit.tasks.detect.torchvision_weights import load_torchvision_state
+
+    torch.set_num_threads(2)
+    torch.manual_seed(1)
+    theirs = torchvision.models.detection.retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91
+    ).eval()
+    with torch.no_grad():  # scores spread around the 0.05 threshold, so that NMS has work
+        theirs.head.classification_head.cls_logits.bias.normal_(-3.0, 1.0)
+        theirs.head.regression_head.bbox_reg.weight.mul_(20)
+    ours = create_detector("retinanet_resnet50_fpn")
+    load_torchvision_state(ours, {k: v.numpy() for k, v in theirs.state_dict().items()})
+    h, w = 481, 353
+    x = images((1, h, w, 3))
+    with torch.no_grad():
+        batch = torch.from_numpy(x).permute(0, 3, 1, 2)
+        features = list(theirs.backbone(batch).values())
+        head = theirs.head(features)
+        their_anchors = theirs.anchor_generator(ImageList(batch, [(h, w)]), features)
+        per_level = [f.shape[2] * f.shape[3] * 9 for f in features]
+        split = {k: list(v.split(per_level, dim=1)) for k, v in head.items()}
+        (expected,) = theirs.postprocess_detections(
+            split, [list(a.split(per_level)) for a in their_anchors], [(h, w)]
+        )
+    grids = [(f.shape[2], f.shape[3]) for f in features]
+    np.testing.assert_array_equal(anchors(ours.anchor_config, (h, w), grids), their_anchors[0])
+    got = inference_model(ours)(x)
+    n = int(got["count"][0])
+    print(f"\nretinanet final detections: ours {n}, torchvision {len(expected['boxes'])}")
+    assert n == len(expected["boxes"]) > 10
+    mine = {k: np.asarray(got[k][0, :n]) for k in ("scores", "classes", "boxes")}
+    order = np.argsort(-mine["scores"], kind="stable")
+    np.testing.assert_allclose(mine["scores"][order], expected["scores"], atol=1e-4)
+    np.testing.assert_array_equal(mine["classes"][order], expected["labels"])
+    worst = float(np.abs(mine["boxes"][order] - expected["boxes"].numpy()).max())
+    print(f"retinanet final boxes: max abs difference {worst:.2e} px")
+    np.testing.assert_allclose(mine["boxes"][order], expected["boxes"], atol=1e-2)

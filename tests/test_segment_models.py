@@ -119,14 +119,16 @@ def test_the_list_covers_every_head_and_backbone():
     assert "unet_resnet8_fast" in list_segmenters()
 
 
-def test_bilinear_resize_is_pytorchs_align_corners_false():
-    x = np.random.default_rng(2).normal(size=(1, 7, 5, 3)).astype("float32")
-    ours = ResizeLike()([x, np.zeros((1, 52, 37, 1), "float32")])
+@pytest.mark.parametrize(("mode", "size"), [("bilinear", (52, 37)), ("nearest", (31, 23))])
+def test_resize_is_pytorchs(mode, size):
+    """Bilinear as ``align_corners=False``; nearest as PyTorch's (an FPN's odd sizes)."""
+    x = np.random.default_rng(2).normal(size=(1, 16, 12, 3)).astype("float32")
+    ours = ResizeLike(mode)([x, np.zeros((1, *size, 1), "float32")])
+    options = {"align_corners": False} if mode == "bilinear" else {}
     theirs = F.interpolate(
-        torch.from_numpy(x).permute(0, 3, 1, 2), size=(52, 37), mode="bilinear",
-        align_corners=False,
-    ).permute(0, 2, 3, 1)  # fmt: skip
-    np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), atol=1e-6)
+        torch.from_numpy(x).permute(0, 3, 1, 2), size=size, mode=mode, **options
+    ).permute(0, 2, 3, 1)
+    np.testing.assert_allclose(np.asarray(ours), theirs.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize(("name", "aux"), [("fcn_resnet18", True), ("deeplabv3_resnet18", True)])

@@ -27,6 +27,8 @@ MODEL_MODULES = (
     "resnetkit.models",
     "resnetkit.tasks.segment.model",
     "resnetkit.tasks.segment.losses",
+    "resnetkit.tasks.detect.model",
+    "resnetkit.tasks.detect.decode",
 )  # register their classes
 
 

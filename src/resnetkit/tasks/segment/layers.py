@@ -12,7 +12,9 @@ class ResizeLike(keras.layers.Layer):
     """Resize ``x`` to the height and width of ``reference``: ``[x, reference] -> x'``.
 
     Bilinear with half-pixel centres, as PyTorch's ``interpolate(align_corners=False)``
-    (torchvision's FCN and DeepLabV3); ``nearest`` for U-Net's and FPN's ×2 upsampling."""
+    (torchvision's FCN and DeepLabV3); ``nearest`` as PyTorch's ``mode="nearest"`` (source
+    pixel ``floor(i × in / out)``; TensorFlow 2's own rule adds half a pixel, which differs
+    unless the size exactly doubles): U-Net's and the FPNs' upsampling."""
 
     def __init__(self, interpolation: str = "bilinear", **kwargs):
         super().__init__(**kwargs)
@@ -27,6 +29,10 @@ class ResizeLike(keras.layers.Layer):
 
         x, reference = inputs
         size = tf.shape(reference)[1:3]
+        if self.interpolation == "nearest":
+            return tf.raw_ops.ResizeNearestNeighbor(
+                images=x, size=size, align_corners=False, half_pixel_centers=False
+            )
         return tf.cast(tf.image.resize(x, size, method=self.interpolation), x.dtype)
 
     def compute_output_shape(self, input_shapes):
