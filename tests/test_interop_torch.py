@@ -209,3 +209,50 @@ def test_torchvision_retinanet_anchors_and_final_boxes_are_ours():
     worst = float(np.abs(mine["boxes"][order] - expected["boxes"].numpy()).max())
     print(f"retinanet final boxes: max abs difference {worst:.2e} px")
     np.testing.assert_allclose(mine["boxes"][order], expected["boxes"], atol=1e-2)
+
+
+def test_torchvision_retinanet_matching_and_loss_are_ours():
+    import tensorflow as tf
+    import torch
+    import torchvision
+    from torchvision.models.detection.image_list import ImageList
+
+    from resnetkit.tasks.detect.anchors import AnchorConfig, anchors
+    from resnetkit.tasks.detect.losses import retinanet_loss
+    from resnetkit.tasks.detect.targets import encode_targets, match
+
+    torch.manual_seed(2)
+    theirs = torchvision.models.detection.retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=91
+    ).eval()
+    h = w = 256
+    batch = torch.from_numpy(images((2, h, w, 3))).permute(0, 3, 1, 2)
+    truth = [
+        {"boxes": torch.tensor([[10.0, 20, 90, 120], [100, 100, 230, 250], [30, 30, 50, 44]]),
+         "labels": torch.tensor([3, 17, 3])},
+        {"boxes": torch.zeros((0, 4)), "labels": torch.zeros((0,), dtype=torch.int64)},
+    ]  # fmt: skip
+    with torch.no_grad():
+        features = list(theirs.backbone(batch).values())
+        head = theirs.head(features)
+        their_anchors = theirs.anchor_generator(ImageList(batch, [(h, w)] * 2), features)
+        expected = theirs.compute_loss(truth, head, their_anchors)
+        their_match = theirs.proposal_matcher(
+            torchvision.ops.box_iou(truth[0]["boxes"], their_anchors[0])
+        )
+    grid = anchors(AnchorConfig(), (h, w), [(f.shape[2], f.shape[3]) for f in features])
+    grid = tf.constant(grid)
+    ours = match(tf.constant(truth[0]["boxes"].numpy()), grid)
+    np.testing.assert_array_equal(ours.numpy(), their_match.numpy())
+    per_image = [encode_targets(tf.constant(t["boxes"].numpy()), tf.constant(t["labels"].numpy()),
+                                grid) for t in truth]  # fmt: skip
+    targets = {k: tf.stack([t[k] for t in per_image]) for k in ("classes", "boxes")}
+    outputs = {k: tf.constant(v.numpy()) for k, v in head.items()}
+    _, parts = retinanet_loss(targets, outputs, grid)
+    mine = [float(parts["classification"]), float(parts["box"])]
+    reference = [float(expected["classification"]), float(expected["bbox_regression"])]
+    print(f"\nretinanet loss (classification, box): ours {mine}, torchvision {reference}")
+    np.testing.assert_allclose(
+        float(parts["classification"]), expected["classification"], rtol=1e-4
+    )
+    np.testing.assert_allclose(float(parts["box"]), expected["bbox_regression"], rtol=1e-4)

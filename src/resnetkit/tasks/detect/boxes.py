@@ -27,11 +27,12 @@ def _centres(boxes):
     return boxes[..., 0] + 0.5 * w, boxes[..., 1] + 0.5 * h, w, h
 
 
-def encode(boxes: np.ndarray, anchors: np.ndarray) -> np.ndarray:
-    """The regression targets ``[..., 4]`` (dx, dy, dw, dh) of ``boxes`` on ``anchors``."""
+def encode(boxes, anchors, ops=np):
+    """The regression targets ``[..., 4]`` (dx, dy, dw, dh) of ``boxes`` on ``anchors``;
+    ``ops``: NumPy, or ``keras.ops`` in a graph."""
     ax, ay, aw, ah = _centres(anchors)
     bx, by, bw, bh = _centres(boxes)
-    return np.stack([(bx - ax) / aw, (by - ay) / ah, np.log(bw / aw), np.log(bh / ah)], -1)
+    return ops.stack([(bx - ax) / aw, (by - ay) / ah, ops.log(bw / aw), ops.log(bh / ah)], -1)
 
 
 def decode(deltas, anchors, ops=np):
