@@ -320,6 +320,70 @@ def transfer_table(results: Path, arg: str) -> str:
     )
 
 
+# --- segmentation -----------------------------------------------------------------------------
+
+
+@table("segmentation")
+def segmentation_table(results: Path, arg: str) -> str:
+    """benchmarks/segmentation.py: ARG "strides" or "transfer"."""
+    d = load(results, "segmentation.json")
+    head = (
+        f"Measured {d['date']} on {machine(d['hardware'])}: {d['steps']} steps at batch "
+        f"{d['batch']} per run, `{d['command']}`."
+    )
+    if arg == "strides":
+        body = [
+            [f"`{r['model']}`", r["output_stride"], f"{r['val_miou']:.3f}",
+             f"{r['final_val_miou']:.3f}", num(r["train_images_per_s"], 1)]
+            for r in d["strides"]
+        ]  # fmt: skip
+        header = ["model", "output stride", "val mIoU (best epoch)", "val mIoU (last)",
+                  "training images/s"]  # fmt: skip
+        return "\n".join([head, "", *rows(header, body)])
+    by = {}
+    for r in d["transfer"]:
+        by.setdefault(r["train_scenes"], {}).setdefault(r["kind"], []).append(r["val_miou"])
+    body = []
+    for count, kinds in sorted(by.items()):
+        med = {k: statistics.median(v) for k, v in kinds.items()}
+        cells = [f"{med[k]:.3f} ({min(v):.3f}–{max(v):.3f})" for k, v in
+                 (("scratch", kinds["scratch"]), ("finetune", kinds["finetune"]))]  # fmt: skip
+        body.append([f"{count:,}", *cells, f"{med['finetune'] - med['scratch']:+.3f}",
+                     len(kinds["scratch"])])  # fmt: skip
+    header = ["training scenes", "from scratch: median (range)", "fine-tuned: median (range)",
+              "fine-tuned − scratch", "seeds"]  # fmt: skip
+    model = d["transfer"][0]["model"] if d["transfer"] else "?"
+    return "\n".join([f"{head} `{model}`; best validation mIoU of each run.", "",
+                      *rows(header, body)])  # fmt: skip
+
+
+@table("segmentation-speed")
+def segmentation_speed_table(results: Path, arg: str) -> str:
+    """benchmarks/segmentation_speed.py: one table per segmentation-speed-<isa>.json."""
+    parts = []
+    for path in sorted(results.glob("segmentation-speed-*.json")):
+        d = json.loads(path.read_text())
+        st = d["settings"]
+        body = []
+        for peer, s in d["summary"].items():
+            opts = ", ".join(f"{k}={v}" for k, v in s["options"].items()) or "defaults"
+            ours = d["results"][f"resnetkit-{peer}"]
+            theirs = d["results"][s["peer"]]
+            macs = f"{ours['macs'] / 1e9:.1f} / " + (
+                f"{theirs['macs'] / 1e9:.1f}" if "macs" in theirs else "the same network"
+            )
+            body.append([f"`{s['resnetkit_model']}` ({opts})", f"{s['resnetkit']:.2f}",
+                         s["peer"], f"{s['peer_images_per_second']:.2f}", f"{s['ratio']:.2f}×",
+                         macs])  # fmt: skip
+        header = ["resnetkit model", "images/s", "peer", "images/s", "ratio",
+                  "GMACs per image (ours / peer)"]  # fmt: skip
+        parts.append("\n".join([
+            f"Measured {d['date']} on {machine(d['hardware'])}: training steps at "
+            f"{st['size']}×{st['size']}, batch {st['batch']}, {st['classes']} classes; "
+            f"`{path.name}`.", "", *rows(header, body)]))  # fmt: skip
+    return "\n\n".join(parts)
+
+
 # --- export and serve -----------------------------------------------------------------------
 
 FORMATS = {"savedmodel": "SavedModel", "onnx": "ONNX", "litert": "LiteRT float32"}

@@ -68,6 +68,10 @@ def test_every_result_file_is_shown_somewhere():
     wanted |= {"export:" + p.name.rsplit("-", 1)[0] for p in cards}
     notes = json.loads((results / "measurements.json").read_text())["measurements"]
     wanted |= {"measurements:" + m["doc"] for m in notes}
+    if (results / "segmentation.json").exists():
+        wanted |= {"segmentation:strides", "segmentation:transfer"}
+    if any(results.glob("segmentation-speed-*.json")):
+        wanted.add("segmentation-speed")
     assert wanted - specs == set(), "results no doc shows"
     assert {s.partition(":")[0] for s in specs} <= set(tables.TABLES)
 
