@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 from helpers import save
+from PIL import Image
 
 from resnetkit.data.boxes import from_box_folder, looks_like_boxes
 
@@ -106,3 +107,25 @@ def test_yolo_fractions_names_and_images_without_labels(tmp_path):
 def test_a_folder_of_no_known_layout_says_what_it_expected(tmp_path):
     with pytest.raises(ValueError, match="not a detection folder"):
         from_box_folder(tmp_path)
+
+
+def test_fashion_mnist_box_scenes_are_a_coco_folder(tmp_path, capsys):
+    from resnetkit.cli import main
+
+    out = tmp_path / "boxes"
+    argv = ["data", "export", "fashion-mnist-boxes", str(out), "--train", "8", "--val", "2"]
+    assert main(argv) == 0
+    assert "COCO JSON; 8 training and 2 validation scenes of 128×128, 10 classes" in (
+        capsys.readouterr().out
+    )
+    source = from_box_folder(out)
+    assert source.layout == "coco" and source.bad == [] and len(source.class_names) == 10
+    assert source.category_ids == list(range(1, 11))
+    train = source.splits["train"]
+    assert len(train) == 8 and all(len(b) for b in train.boxes)
+    sides = np.concatenate([b[:, 2:] - b[:, :2] for b in train.boxes]).max(1)
+    assert sides.min() < 40 and sides.max() > 50  # small and large objects
+    for path, b in zip(train.images, train.boxes, strict=True):  # each box frames its item
+        image = np.asarray(Image.open(path)).astype(int)
+        x1, y1, x2, y2 = b[0].astype(int)
+        assert image[y1:y2, x1:x2].std() > 5

@@ -9,6 +9,8 @@ from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.data.standard import STANDARD
 
 SCENES = "fashion-mnist-scenes"
+BOXES = "fashion-mnist-boxes"
+SIDES = {SCENES: 64, BOXES: 128}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,17 +23,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_inspect)
     p = dsub.add_parser(
         "export",
-        help="write a standard data set as a PNG folder, or Fashion-MNIST segmentation scenes",
+        help="write a standard data set as a PNG folder, or Fashion-MNIST scenes for "
+        "segmentation or detection",
     )
     p.add_argument(
         "name",
-        help=f"{', '.join(STANDARD)}, or {SCENES} (items on textures, VOC layout)",
+        help=f"{', '.join(STANDARD)}, {SCENES} (items on textures, VOC layout) or {BOXES} "
+        "(items at many scales, COCO JSON)",
     )
     p.add_argument("out", help="new folder")
-    p.add_argument("--train", type=int, default=1000, help=f"{SCENES}: training scenes")
-    p.add_argument("--val", type=int, default=200, help=f"{SCENES}: validation scenes")
-    p.add_argument("--size", type=int, default=64, help=f"{SCENES}: scene side in pixels")
-    p.add_argument("--seed", type=int, default=0, help=f"{SCENES}: seed")
+    p.add_argument("--train", type=int, default=1000, help="scenes: training scenes")
+    p.add_argument("--val", type=int, default=200, help="scenes: validation scenes")
+    p.add_argument("--size", type=int, default=None,
+                   help=f"scenes: side in pixels ({SCENES} 64, {BOXES} 128)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="scenes: seed")
     p.set_defaults(func=run_export)
 
 
@@ -68,13 +73,16 @@ def _inspect_masks(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    if args.name == SCENES:
-        from resnetkit.data.scenes import export_scenes
+    if args.name in SIDES:
+        from resnetkit.data.scenes import export_box_scenes, export_scenes
 
-        out = export_scenes(args.out, train=args.train, val=args.val, size=args.size,
-                            seed=args.seed)  # fmt: skip
-        print(f"wrote {out} (VOC layout; {args.train:,} training and {args.val:,} validation "
-              f"scenes of {args.size}×{args.size}, 11 classes)")  # fmt: skip
+        size = args.size or SIDES[args.name]
+        write, what = ((export_scenes, "VOC layout") if args.name == SCENES else
+                       (export_box_scenes, "COCO JSON"))  # fmt: skip
+        out = write(args.out, train=args.train, val=args.val, size=size, seed=args.seed)
+        classes = "11 classes" if args.name == SCENES else "10 classes"
+        print(f"wrote {out} ({what}; {args.train:,} training and {args.val:,} validation "
+              f"scenes of {size}×{size}, {classes})")  # fmt: skip
         return 0
     from resnetkit.data import load_data
     from resnetkit.data.inspect import export_png

@@ -43,13 +43,16 @@ def texture(rng: np.random.Generator, size: int) -> np.ndarray:
     return (255 * np.clip(field[..., None] * tint * 1.2, 0, 1)).astype(np.uint8)
 
 
-def scene(items: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
-    """One image and its mask from a few ``items`` (N, 28, 28) with their ``labels``."""
+def composite(items: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int,
+              scales: tuple[float, float] = SCALES):  # fmt: skip
+    """One image from a few ``items`` (N, 28, 28) pasted over a texture, and which pasted
+    item (1, 2, …; 0 the background) each pixel shows, with each pasted item's label."""
     image = texture(rng, size).astype(np.float32)
-    mask = np.zeros((size, size), np.uint8)
-    for _ in range(rng.integers(ITEMS_PER_SCENE[0], ITEMS_PER_SCENE[1] + 1)):
+    owner = np.zeros((size, size), np.int32)
+    pasted = []
+    for n in range(rng.integers(ITEMS_PER_SCENE[0], ITEMS_PER_SCENE[1] + 1)):
         k = rng.integers(len(items))
-        side = round(28 * rng.uniform(*SCALES))
+        side = round(28 * rng.uniform(*scales))
         item = np.asarray(Image.fromarray(items[k]).resize((side, side), Image.BILINEAR))
         top, left = rng.integers(-side // 4, size - 3 * side // 4, 2)
         y0, x0 = max(top, 0), max(left, 0)
@@ -59,8 +62,28 @@ def scene(items: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size:
         color = rng.uniform(0.5, 1.0, 3) * 255
         shade = (0.35 + 0.65 * patch / 255.0)[..., None]  # keeps the photo's own detail
         image[y0:y1, x0:x1][inside] = (color * shade)[inside]
-        mask[y0:y1, x0:x1][inside] = labels[k] + 1
-    return image.astype(np.uint8), with_border(mask)
+        owner[y0:y1, x0:x1][inside] = n + 1
+        pasted.append(int(labels[k]))
+    return image.astype(np.uint8), owner, pasted
+
+
+def scene(items: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: int):
+    """One image and its class mask (class + 1 per item pixel, outlines 255)."""
+    image, owner, pasted = composite(items, labels, rng, size)
+    classes = np.asarray([0, *(c + 1 for c in pasted)], np.uint8)
+    return image, with_border(classes[owner])
+
+
+def boxes_of(owner: np.ndarray, pasted: list[int], min_pixels: int = 16):
+    """Each pasted item's box (x1, y1, x2, y2 around its visible pixels) and label; items
+    that later ones hide below ``min_pixels`` visible pixels are left out."""
+    boxes, classes = [], []
+    for n, label in enumerate(pasted, start=1):
+        ys, xs = np.nonzero(owner == n)
+        if len(ys) >= min_pixels:
+            boxes.append([int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1])
+            classes.append(label)
+    return boxes, classes
 
 
 def with_border(mask: np.ndarray) -> np.ndarray:
@@ -102,4 +125,46 @@ def export_scenes(out: str | Path, *, train: int = 1000, val: int = 200, size: i
         (out / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(stems) + "\n")
     names = ["background", *fm.class_names]
     (out / "classes.txt").write_text("\n".join(names) + "\n")
+    return out
+
+
+DETECTION_SCALES = (0.5, 4.0)  # item sizes 14 to 112 pixels: small objects need small anchors
+
+
+def export_box_scenes(out: str | Path, *, train: int = 1000, val: int = 200, size: int = 128,
+                      seed: int = 0) -> Path:  # fmt: skip
+    """Write ``train`` + ``val`` detection scenes of ``size`` pixels into ``out`` as COCO
+    JSON (``annotations/instances_{train,val}.json``, images under ``{train,val}/``): the
+    same compositing, items at 0.5–4× (14 to 112 pixels), a box around each item's visible
+    pixels, categories 1–10 for the Fashion-MNIST classes."""
+    import json
+
+    from resnetkit.data import load_data
+    from resnetkit.files import write_atomic
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder")
+    fm = load_data("fashion-mnist", val_fraction=0)
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(fm.class_names)]
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    for split, count, source in (("train", train, "train"), ("val", val, "test")):
+        data = fm.splits[source]
+        items, labels = data.arrays[..., 0], data.labels
+        rng = np.random.default_rng([seed, 2 if split == "train" else 3])
+        (out / split).mkdir(exist_ok=True)
+        images, annotations = [], []
+        for i in range(count):
+            image, owner, pasted = composite(items, labels, rng, size, DETECTION_SCALES)
+            name = f"{split}{i:05d}.jpg"
+            Image.fromarray(image).save(out / split / name, quality=95)
+            images.append({"id": i + 1, "file_name": name, "width": size, "height": size})
+            for (x1, y1, x2, y2), label in zip(*boxes_of(owner, pasted), strict=True):
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": i + 1, "category_id": label + 1,
+                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1),
+                    "iscrowd": 0,
+                })  # fmt: skip
+        coco = {"images": images, "annotations": annotations, "categories": categories}
+        write_atomic(out / "annotations" / f"instances_{split}.json", json.dumps(coco))
     return out
