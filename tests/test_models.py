@@ -234,17 +234,18 @@ def test_padded_conv_matches_zero_padding_with_gradients(size, traced):
     assert float(tf.reduce_max(tf.abs(results[0][1]))) > 0
 
 
-@pytest.mark.parametrize("rate", [2, 12])  # 12 > the 7-pixel input: only the centre tap sees it
-def test_dilated_conv_matches_keras_conv_with_gradients(rate):
+# 12 > the 7-pixel input: only the centre tap sees it; groups: ResNeXt's dilated stages.
+@pytest.mark.parametrize(("rate", "groups"), [(2, 1), (12, 1), (2, 2)])
+def test_dilated_conv_matches_keras_conv_with_gradients(rate, groups):
     """DilatedConv2D (TensorFlow's dilated kernel) computes what Keras' Conv2D computes
     (space-to-batch), outputs and both gradients."""
     from resnetkit.models.layers import DilatedConv2D
 
     rng = np.random.default_rng(2)
     x = tf.constant(rng.normal(size=(2, 7, 9, 4)), tf.float32)
-    weights = tf.constant(rng.normal(size=(2, 7, 9, 5)), tf.float32)
-    ours = DilatedConv2D(5, 3, padding="same", dilation_rate=rate)
-    reference = keras.layers.Conv2D(5, 3, padding="same", dilation_rate=rate)
+    weights = tf.constant(rng.normal(size=(2, 7, 9, 6)), tf.float32)
+    ours = DilatedConv2D(6, 3, padding="same", dilation_rate=rate, groups=groups)
+    reference = keras.layers.Conv2D(6, 3, padding="same", dilation_rate=rate, groups=groups)
     ours.build(x.shape)
     reference.build(x.shape)
     reference.kernel.assign(rng.normal(size=reference.kernel.shape))

@@ -157,10 +157,11 @@ class DilatedConv2D(keras.layers.Conv2D):
             )
 
     def convolution_op(self, inputs, kernel):
-        if keras.backend.backend() != "tensorflow" or self.groups != 1:
+        if keras.backend.backend() != "tensorflow":
             return super().convolution_op(inputs, kernel)
         import tensorflow as tf
 
+        # Grouped too (ResNeXt): the kernel's input channels are the group's.
         return tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME",
                             dilations=list(self.dilation_rate))  # fmt: skip
 
