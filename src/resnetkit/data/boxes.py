@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image
 
 from resnetkit.data.checks import IMAGE_EXTENSIONS, BadImage, read_header
+from resnetkit.data.masks import split_off_val
 from resnetkit.data.sources import MAX_PIXELS, SPLIT_ALIASES
 
 
@@ -116,11 +117,9 @@ def from_box_folder(root: str | Path, *, val_fraction: float = 0.1, seed: int = 
         splits[split] = kept
     source = BoxSource(str(root), layout, names, splits, category_ids, bad)
     if "val" not in source.splits and val_fraction > 0 and "train" in source.splits:
-        train = source.splits["train"]
-        order = np.random.default_rng(seed).permutation(len(train))
-        n_val = max(1, round(len(train) * val_fraction)) if len(train) > 1 else 0
-        source.splits["train"] = train.subset(sorted(order[n_val:]))
-        source.splits["val"] = train.subset(sorted(order[:n_val]))
+        source.splits["train"], source.splits["val"] = split_off_val(
+            source.splits["train"], val_fraction, seed
+        )
     if not len(source.splits.get("train") or ()):
         raise ValueError(f"{root}: no usable training image")
     return source

@@ -123,7 +123,7 @@ def from_mask_folder(
         names = [str(i) for i in range(max(2, max(labels, default=0) + 1))]
     source = _with_labels_checked(MaskSource(str(root), layout, list(names), splits, bad), pixels)
     if "val" not in source.splits and val_fraction > 0:
-        train, val = _split(source.splits["train"], val_fraction, seed)
+        train, val = split_off_val(source.splits["train"], val_fraction, seed)
         source.splits["train"], source.splits["val"] = train, val
     if not len(source.splits.get("train") or ()):
         raise ValueError(f"{root}: no usable training image with its mask")
@@ -232,7 +232,8 @@ def _with_labels_checked(source: MaskSource, pixels: dict[str, list[np.ndarray]]
     return source
 
 
-def _split(train: MaskSet, val_fraction: float, seed: int) -> tuple[MaskSet, MaskSet]:
+def split_off_val(train, val_fraction: float, seed: int):
+    """``(train, val)`` of a split with ``subset`` (a MaskSet or a BoxSet), seeded."""
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1); got {val_fraction}")
     order = np.random.default_rng(seed).permutation(len(train))

@@ -40,6 +40,30 @@ class FeatureInfo:
 LOAD_WITH = "resnetkit.load_model(path), which registers every resnetkit model class with Keras"
 
 
+class RebuiltFromArguments:
+    """``get_config``/``from_config`` for a task's functional model that is rebuilt from its
+    constructor's arguments (``self._init_config``); ``TUPLES``: the arguments whose JSON
+    lists become tuples again."""
+
+    TUPLES: tuple[str, ...] = ("input_shape",)
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "trainable": self.trainable, **self._init_config,
+                "load_with": LOAD_WITH}  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        config = dict(config)
+        config.pop("load_with", None)
+        for key in cls.TUPLES:
+            if config.get(key) is not None:
+                config[key] = tuple(config[key])
+        trainable = config.pop("trainable", True)
+        model = cls(**config)
+        model.trainable = trainable
+        return model
+
+
 @keras.saving.register_keras_serializable(package="resnetkit")
 class ResNet(keras.Model):
     """A ResNet built from a zoo variant.

@@ -18,7 +18,7 @@ import math
 
 import keras
 
-from resnetkit.models.builder import LOAD_WITH, ResNet
+from resnetkit.models.builder import RebuiltFromArguments, ResNet
 from resnetkit.models.layers import PaddedConv2D
 from resnetkit.models.variants import VARIANTS, get_variant
 from resnetkit.names import unknown_name_error
@@ -96,7 +96,7 @@ def _head(levels: list, outputs: int, per_anchor: int, name: str, bias: float, d
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")
-class Detector(keras.Model):
+class Detector(RebuiltFromArguments, keras.Model):
     """RetinaNet's raw outputs from images ``[N, H, W, C]`` (see the module doc).
 
     Args:
@@ -156,20 +156,6 @@ class Detector(keras.Model):
             "dtype": dtype,
             "preprocessing": None if preprocessing is None else dict(preprocessing),
         }
-
-    def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable, **self._init_config,
-                "load_with": LOAD_WITH}  # fmt: skip
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> Detector:
-        config = dict(config)
-        config.pop("load_with", None)
-        config["input_shape"] = tuple(config["input_shape"])
-        trainable = config.pop("trainable", True)
-        model = cls(**config)
-        model.trainable = trainable
-        return model
 
 
 def create_detector(architecture: str, **options) -> Detector:

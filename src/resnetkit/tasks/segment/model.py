@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import keras
 
-from resnetkit.models.builder import LOAD_WITH, ResNet
+from resnetkit.models.builder import RebuiltFromArguments, ResNet
 from resnetkit.models.variants import VARIANTS, get_variant
 from resnetkit.names import unknown_name_error
 from resnetkit.tasks.segment import heads
@@ -59,7 +59,7 @@ def list_segmenters(backbones: list[str] | None = None) -> list[str]:
 
 
 @keras.saving.register_keras_serializable(package="resnetkit")
-class Segmenter(keras.Model):
+class Segmenter(RebuiltFromArguments, keras.Model):
     """Per-pixel class logits ``[N, H, W, num_classes]`` from images ``[N, H, W, C]``.
 
     Args:
@@ -79,6 +79,8 @@ class Segmenter(keras.Model):
         dtype: a Keras dtype policy; the logits are float32 under mixed precision.
         preprocessing: the backbone weights' ``Preprocessing.to_dict()``, saved with the model.
     """
+
+    TUPLES = ("input_shape", "aspp_rates", "decoder_channels")
 
     def __init__(
         self,
@@ -147,22 +149,6 @@ class Segmenter(keras.Model):
             "dtype": dtype,
             "preprocessing": None if preprocessing is None else dict(preprocessing),
         }
-
-    def get_config(self) -> dict:
-        return {"name": self.name, "trainable": self.trainable, **self._init_config,
-                "load_with": LOAD_WITH}  # fmt: skip
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> Segmenter:
-        config = dict(config)
-        config.pop("load_with", None)
-        for key in ("input_shape", "aspp_rates", "decoder_channels"):
-            if config.get(key) is not None:
-                config[key] = tuple(config[key])
-        trainable = config.pop("trainable", True)
-        model = cls(**config)
-        model.trainable = trainable
-        return model
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         """With the auxiliary head: the compiled loss on the logits plus ``aux_weight`` × the
