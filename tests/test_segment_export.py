@@ -108,3 +108,19 @@ def test_serve_a_segmenter_run_and_its_export(seg_run, tmp_path):
             assert (row["height"], row["width"]) == mask.shape
             assert np.array_equal(got, mask), source
             assert abs(sum(row["shares"].values()) - 1) < 1e-4
+
+
+@pytest.mark.parametrize("format", ["onnx", "litert"])
+def test_a_dilated_deeplab_exports_with_parity(tmp_path, format):
+    """ASPP's dilated convolutions (DilatedConv2D) in ONNX and LiteRT: onnxruntime and
+    XNNPACK refuse a dilated auto-padded ("SAME") convolution, so the layer pads itself."""
+    data = write_voc(tmp_path / "voc", count=12)
+    run = tmp_path / "run"
+    argv = ["train", "--model", "deeplabv3plus_resnet8_fast", "--data", str(data),
+            "--epochs", "1", "--batch-size", "4", "--run-dir", str(run),
+            "--set", "run.report=false"]  # fmt: skip
+    assert main(argv) == 0
+    out = tmp_path / format
+    assert main(["export", str(run), "--format", format, "--out", str(out)]) == 0
+    parity = json.loads((out / "model_card.json").read_text())["parity"]
+    assert parity["passed"] and parity["max_abs_diff"] <= 1e-4

@@ -19,7 +19,8 @@
   Keras calls ``tf.nn.convolution``, which turns a dilated convolution into space-to-batch,
   a convolution and batch-to-space; at DeepLab's rates (12/24/36) the padded blocks make
   that several times the work (``benchmarks/results/measurements.json``), while
-  ``tf.nn.conv2d`` hands the dilation to oneDNN.
+  ``tf.nn.conv2d`` on the zero-padded input hands the dilation to oneDNN and exports as
+  a plain pad and convolution.
 
 - ``BatchNormalization``: Keras' own layer, but training steps run TensorFlow's fused
   batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops, which
@@ -161,8 +162,12 @@ class DilatedConv2D(keras.layers.Conv2D):
             return super().convolution_op(inputs, kernel)
         import tensorflow as tf
 
-        # Grouped too (ResNeXt): the kernel's input channels are the group's.
-        return tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME",
+        # Zero-padded, then "valid": the exporters take a dilated "SAME" convolution as an
+        # auto-padded one, which onnxruntime and LiteRT's XNNPACK refuse. Grouped too
+        # (ResNeXt): the kernel's input channels are the group's.
+        (ph, pw) = (r * (k // 2) for r, k in zip(self.dilation_rate, self.kernel_size, strict=True))
+        padded = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+        return tf.nn.conv2d(padded, kernel, strides=1, padding="VALID",
                             dilations=list(self.dilation_rate))  # fmt: skip
 
 
