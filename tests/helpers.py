@@ -106,3 +106,35 @@ def write_voc(root, count: int = 24, size: int = 32, seed: int = 0):
     (root / "ImageSets/Segmentation/val.txt").write_text("\n".join(stems[cut:]) + "\n")
     (root / "classes.txt").write_text("background\nred\nblue\n")
     return root
+
+
+def write_coco_boxes(root, count: int = 24, size: int = 64, seed: int = 0):
+    """A COCO-layout detection folder: ``count`` scenes of red (category 5) and blue
+    (category 9) squares on dark noise, 80% in train2017 / 20% in val2017, one or two
+    boxes each; images of varied sizes (``size`` and three quarters of it)."""
+    import json
+    from pathlib import Path
+
+    root = Path(root)
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    cut = int(count * 0.8)
+    for split, index in (("train", range(cut)), ("val", range(cut, count))):
+        (root / f"{split}2017").mkdir(exist_ok=True)
+        images, annotations = [], []
+        for i in index:
+            h, w = (size, size) if i % 2 else (size * 3 // 4, size)
+            image = rng.integers(0, 80, (h, w, 3), dtype=np.uint8)
+            for _ in range(int(rng.integers(1, 3))):
+                red, side = bool(rng.integers(0, 2)), int(rng.integers(size // 6, size // 2))
+                y, x = int(rng.integers(0, h - side)), int(rng.integers(0, w - side))
+                image[y : y + side, x : x + side] = (200, 40, 40) if red else (40, 40, 200)
+                annotations.append({"id": len(annotations) + 1, "image_id": i,
+                                    "category_id": 5 if red else 9, "iscrowd": 0,
+                                    "bbox": [x, y, side, side], "area": side * side})  # fmt: skip
+            Image.fromarray(image).save(root / f"{split}2017" / f"{i:03d}.png")
+            images.append({"id": i, "file_name": f"{i:03d}.png", "width": w, "height": h})
+        cats = [{"id": 5, "name": "red"}, {"id": 9, "name": "blue"}]
+        data = {"images": images, "annotations": annotations, "categories": cats}
+        (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+    return root

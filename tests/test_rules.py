@@ -57,6 +57,9 @@ def test_explicit_epochs_or_steps_override_the_rule():
     assert passes.steps == 8 * 3 * 4
     steps = rules.run_length(45, 11, epochs=None, steps=100, passes=None, fine_tuning=False)
     assert steps.steps >= 100 and steps.why == "schedule.steps"
+    # A run shorter than an epoch's minimum is not stretched to it: 20 steps, 5 passes.
+    short = rules.run_length(45, 11, epochs=None, steps=20, passes=None, fine_tuning=False)
+    assert (short.epochs, short.passes, short.steps) == (1, 5, 20)
     with pytest.raises(ValueError, match=r"schedule\.epochs or schedule\.steps"):
         rules.run_length(45, 11, epochs=8, steps=100, passes=None, fine_tuning=False)
     with pytest.raises(ValueError, match=r"schedule\.steps must be positive"):

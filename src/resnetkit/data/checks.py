@@ -222,3 +222,15 @@ def apply_bad_image_policy(
         return "bad images: none"
     where = f"; listed in {report}" if report is not None else ""
     return f"bad images: {len(bad)} skipped{where}"
+
+
+def sample_sizes(paths: list[str], count: int = 64) -> tuple[list[tuple[int, int]], bool]:
+    """(width, height) of up to ``count`` images spread over ``paths`` (headers only), and
+    whether all of them are grey: what a task decides its input size and channels from."""
+    spread = np.linspace(0, len(paths) - 1, min(count, len(paths))).astype(int)
+    sizes, grey = [], True
+    for i in spread:
+        with Image.open(paths[i]) as im:
+            sizes.append(im.size)
+            grey &= im.mode in ("L", "I;16", "I", "1")
+    return sizes, grey

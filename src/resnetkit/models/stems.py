@@ -23,6 +23,10 @@ from resnetkit.models.layout import LayerFactory
 STEMS = ("cifar", "cifar_s2", "imagenet", "deep", "seed")
 
 
+# Input pixels per pixel of each stem's output (what ``apply_stem`` returns last).
+STEM_STRIDES = {"seed": 4, "cifar": 1, "cifar_s2": 2, "imagenet": 4, "deep": 4}
+
+
 def apply_stem(x, stem: str, width: int, make: LayerFactory, *, preact: bool):
     top = make.layout.top
     if stem == "seed":

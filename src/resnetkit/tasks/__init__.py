@@ -12,7 +12,8 @@ A task is a class constructed with the run's config that provides (``tasks/base.
   (the line printed), ``evaluate`` (``evaluation/SPLIT/``), ``data_summary``; its
   ``bad_log`` collects files that only decoding found damaged.
 
-Classification (``tasks/classify/``) is the first.
+Classification (``tasks/classify/``) is the first; segmentation (``tasks/segment/``) and
+detection (``tasks/detect/``) follow.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # base.py imports Keras; the registry of names does not need it
     from resnetkit.tasks.base import Task
 
-TASKS = ("classification", "segmentation")  # the values of the config's ``task`` key
+TASKS = ("classification", "segmentation", "detection")  # the values of the config's ``task`` key
 MODEL_MODULES = (
     "resnetkit.models",
     "resnetkit.tasks.segment.model",
@@ -33,20 +34,23 @@ MODEL_MODULES = (
 
 
 def task_of(model_name: str) -> str:
-    """The task a model name belongs to: ``HEAD_BACKBONE`` names (``unet_resnet18``) are
-    segmentation models, zoo names classifiers."""
+    """The task a model name belongs to: ``retinanet_BACKBONE_fpn`` names detectors,
+    ``HEAD_BACKBONE`` names (``unet_resnet18``) segmentation models, zoo names classifiers."""
     from resnetkit.models.variants import VARIANTS
     from resnetkit.tasks.segment.model import HEADS
 
-    head = model_name.partition("_")[0]
-    return "segmentation" if model_name not in VARIANTS and head in HEADS else "classification"
+    if model_name in VARIANTS:
+        return "classification"
+    if model_name.startswith("retinanet_") and model_name.endswith("_fpn"):
+        return "detection"
+    return "segmentation" if model_name.partition("_")[0] in HEADS else "classification"
 
 
 def resolve_task(task: str, model_name: str) -> str:
     """The task a run trains: the one its model name belongs to (``unet_resnet18``:
     segmentation) when the config leaves the default; an error when they disagree."""
     implied = task_of(model_name)
-    if task == "classification" and implied == "segmentation":
+    if task == "classification" and implied != "classification":
         return implied
     if task != implied:
         raise ValueError(f"task={task!r} does not fit model {model_name!r} ({implied})")
@@ -55,9 +59,19 @@ def resolve_task(task: str, model_name: str) -> str:
 
 def backbone_of(model_name: str) -> str:
     """The zoo backbone of a task's model name (a classifier's name is its own)."""
-    if task_of(model_name) == "classification":
+    task = task_of(model_name)
+    if task == "classification":
         return model_name
+    if task == "detection":
+        return model_name[len("retinanet_") : -len("_fpn")]
     return model_name.partition("_")[2]
+
+
+def _named_with(model_name: str, backbone: str) -> str:
+    """``model_name`` with its backbone replaced by ``backbone``."""
+    if task_of(model_name) == "detection":
+        return f"retinanet_{backbone}_fpn"
+    return f"{model_name.partition('_')[0]}_{backbone}"
 
 
 def model_for_source(model_name: str, source_arch: str) -> str:
@@ -68,10 +82,9 @@ def model_for_source(model_name: str, source_arch: str) -> str:
         return source_arch
     backbone = backbone_of(model_name)
     if backbone != source_arch:
-        head = model_name.partition("_")[0]
         raise ValueError(
             f"the source is a {source_arch}, the model {model_name!r} has a {backbone} "
-            f"backbone: use --model {head}_{source_arch}"
+            f"backbone: use --model {_named_with(model_name, source_arch)}"
         )
     return model_name
 
@@ -97,7 +110,8 @@ def saved_task(path) -> str:
                 config = json.loads(archive.read("config.json"))
             except (KeyError, ValueError):
                 return "classification"  # load_model names the fault
-        return "segmentation" if config.get("class_name") == "Segmenter" else "classification"
+        kind = {"Segmenter": "segmentation", "Detector": "detection"}
+        return kind.get(config.get("class_name"), "classification")
     return "classification"
 
 
@@ -125,6 +139,10 @@ def get_task(config) -> Task:
         from resnetkit.tasks.segment.task import Segmentation
 
         return Segmentation(config)
+    if name == "detection":
+        from resnetkit.tasks.detect.task import Detection
+
+        return Detection(config)
     from resnetkit.names import unknown_name_error
 
     raise unknown_name_error("task", name, TASKS)

@@ -27,7 +27,8 @@ from resnetkit.data.sources import MAX_PIXELS
 from resnetkit.names import unknown_name_error
 
 # The closed sets of the config, one Literal each (the CLI's choices are these).
-Task = Literal["classification", "segmentation"]  # resnetkit.tasks.TASKS
+Task = Literal["classification", "segmentation", "detection"]  # resnetkit.tasks.TASKS
+BoxLoss = Literal["l1", "giou"]  # detection: on the deltas, or generalized IoU of the boxes
 BadImagePolicy = Literal["skip", "error"]
 ClassWeight = Literal["auto"]  # weight each class by n / (classes × count)
 Optimizer = Literal["sgd", "adamw", "lamb"]
@@ -49,6 +50,26 @@ class ModelConfig:
     drop_path_rate: float = 0.0
     output_stride: int | None = None  # segmentation: 8, 16 or 32; None: the head's default
     aux_weight: float = 0.0  # segmentation: > 0 adds the auxiliary head, its loss weighted
+
+
+@dataclass
+class DetectConfig:
+    """Detection (RetinaNet): anchors, matching, loss and decoding; torchvision's defaults
+    except where the data decides."""
+
+    canvas: int | None = None  # images resized onto a square canvas; None: from the data
+    channels: int | None = None  # pyramid and head width; None: 256, at most the backbone's
+    anchor_sizes: list[list[float]] | None = None  # per level P3…P7; None: from the data
+    anchor_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])  # h / w
+    positive_iou: float = 0.5  # an anchor at this IoU or above with a box is positive
+    negative_iou: float = 0.4  # below this: background; between: ignored
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    box_loss: BoxLoss = "l1"
+    score_threshold: float = 0.05
+    top_k: int = 1000  # candidates per pyramid level before NMS
+    nms_iou: float = 0.5
+    detections: int = 300  # per image, after NMS
 
 
 @dataclass
@@ -130,6 +151,7 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     run: RunConfig = field(default_factory=RunConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
 
 def from_dict(cls: type, data: Any, where: str = "") -> Any:

@@ -184,7 +184,8 @@ def _check_images(c: Config, source, out: RunDir, stream) -> list:
     file now, so nothing fails later); return the bad files."""
     bad = list(source.bad)
     if c.data.on_bad_image == "error":
-        paths = [p for s in source.splits.values() if s.paths is not None for p in s.paths]
+        paths = [p for s in source.splits.values() if getattr(s, "paths", None) is not None
+                 for p in s.paths]  # fmt: skip
         bad += scan_images(paths, c.data.max_pixels) if paths else []
     print(apply_bad_image_policy(bad, c.data.on_bad_image, report=out.bad_images), file=stream)
     return bad

@@ -122,7 +122,8 @@ def run_length(
         if not fine_tuning and SCRATCH_PASSES * per_pass > target:
             target = SCRATCH_PASSES * per_pass
             why = f"from scratch: {SCRATCH_PASSES} passes, more than the rule's steps"
-    passes = passes or max(1, math.ceil(MIN_EPOCH_STEPS / per_pass))
+    # An epoch of at least MIN_EPOCH_STEPS, unless the run is shorter than that.
+    passes = passes or max(1, math.ceil(min(MIN_EPOCH_STEPS, target) / per_pass))
     return Length(max(1, math.ceil(target / (passes * per_pass))), passes, per_pass, why)
 
 
@@ -163,6 +164,9 @@ def decide(c: Config, task: Task, inputs: Any) -> tuple[Config, list[str]]:
             if batch == DEFAULT_BATCH
             else (f"at most 1/{BATCH_FRACTION} of the {n:,} training images")
         )
+        limit = getattr(inputs, "max_batch", None)  # a task's memory bound per batch
+        if limit is not None and batch > limit:
+            batch, why = limit, f"at most {limit} canvases of {inputs.image_side} px"
     elif batch > n:
         batch, why = n, f"data.batch_size={c.data.batch_size} is larger than the split"
     else:

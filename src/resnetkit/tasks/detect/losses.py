@@ -67,3 +67,26 @@ def retinanet_loss(targets: dict, outputs: dict, anchors=None, *, alpha: float =
     cls = tf.reduce_mean(focal_loss(classes, logits, alpha, gamma) / matched)
     reg = tf.reduce_mean(box_loss(classes, targets["boxes"], deltas, anchors, box) / matched)
     return cls + reg, {"classification": cls, "box": reg}
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class RetinaNetLoss(keras.losses.Loss):
+    """``retinanet_loss`` as a Keras loss of the ``Detector``'s target and output dicts."""
+
+    def __init__(self, alpha: float = 0.25, gamma: float = 2.0, box: str = "l1",
+                 anchors=None, name: str = "retinanet_loss", **kwargs):  # fmt: skip
+        super().__init__(name=name, **kwargs)
+        if box not in BOX_LOSSES:
+            raise ValueError(f"box loss must be one of {', '.join(BOX_LOSSES)}; got {box!r}")
+        if box == "giou" and anchors is None:
+            raise ValueError("the GIoU box loss needs the anchors")
+        self.alpha, self.gamma, self.box = float(alpha), float(gamma), box
+        self.anchors = None if anchors is None else tf.constant(anchors, tf.float32)
+
+    def call(self, y_true, y_pred):
+        return retinanet_loss(y_true, y_pred, self.anchors, alpha=self.alpha,
+                              gamma=self.gamma, box=self.box)[0]  # fmt: skip
+
+    def get_config(self) -> dict:
+        # The anchors follow from the canvas: the task passes them again when it compiles.
+        return {"alpha": self.alpha, "gamma": self.gamma, "box": self.box, "name": self.name}

@@ -1,9 +1,12 @@
 """``Detector``: RetinaNet on any zoo backbone, named ``retinanet_BACKBONE_fpn``, built as
 torchvision's ``retinanet_resnet50_fpn``.
 
-- Feature pyramid over the backbone's last three stages (ResNet-50: C3, C4, C5): a 1×1
-  lateral and a 3×3 output convolution per level, top-down sums through nearest-neighbour
-  upsampling to the finer level's size; P6 a 3×3 stride-2 convolution of P5, P7 of ReLU(P6).
+- Feature pyramid over the backbone's last three stages of stride 8 or more (ResNet-50:
+  C3, C4, C5): a 1×1 lateral and a 3×3 output convolution per level, top-down sums through
+  nearest-neighbour upsampling to the finer level's size; P6 a 3×3 stride-2 convolution of
+  P5, P7 of ReLU(P6). A small-image backbone whose stages end at stride 8 (``resnet8_fast``)
+  gives its stages of stride ≥ 8 and more such convolutions up to five levels: finer levels
+  would multiply the heads' cost (4 × 256-channel convolutions per level) for no gain.
 - Two heads shared by every level: four 3×3 conv + ReLU, then the class logits
   (``A × classes``) or the box deltas (``A × 4``), with torchvision's initialisation
   (normal σ = 0.01; the class bias at a prior of 0.01).
@@ -20,9 +23,11 @@ import keras
 
 from resnetkit.models.builder import RebuiltFromArguments, ResNet
 from resnetkit.models.layers import PaddedConv2D
+from resnetkit.models.stems import STEM_STRIDES
 from resnetkit.models.variants import VARIANTS, get_variant
 from resnetkit.names import unknown_name_error
 from resnetkit.tasks.detect.anchors import AnchorConfig
+from resnetkit.tasks.detect.metrics import AnchorF1
 from resnetkit.tasks.segment.layers import ResizeLike
 
 PYRAMID = 256
@@ -43,6 +48,22 @@ def backbone_of(architecture: str) -> str:
     return backbone
 
 
+MIN_STRIDE = 8  # P3's stride, as torchvision's
+LEVELS = 5
+
+
+def pyramid_stages(backbone: str) -> list[str]:
+    """The backbone stages the pyramid starts from: the last three of stride ≥ 8 (the
+    deepest one always)."""
+    variant = get_variant(backbone)
+    stride, strides = STEM_STRIDES[variant.stem], []
+    for s in variant.stage_strides:
+        stride *= s
+        strides.append(stride)
+    picked = [f"stage{i + 1}" for i, s in enumerate(strides) if s >= MIN_STRIDE]
+    return picked[-3:] or [f"stage{len(strides)}"]
+
+
 def list_detectors(backbones: list[str] | None = None) -> list[str]:
     """Every ``retinanet_BACKBONE_fpn`` whose backbone has three stages or more."""
     return [f"retinanet_{b}_fpn" for b in (backbones or VARIANTS)
@@ -54,9 +75,14 @@ def _fpn_init():
     return keras.initializers.VarianceScaling(1.0, "fan_in", "uniform")
 
 
+def extra_level_names(stages: int) -> list[str]:
+    """The stride-2 levels above the stages' (``fpn_p6``, ``fpn_p7`` after three stages)."""
+    return [f"fpn_p{3 + i}" for i in range(stages, LEVELS)]
+
+
 def feature_pyramid(stages: list, channels: int = PYRAMID, dtype=None) -> list:
-    """P3…P7 from the last three stages' maps (finest first), as torchvision's
-    ``FeaturePyramidNetwork`` with ``LastLevelP6P7(256, 256)``."""
+    """Five levels from the stages' maps (finest first), as torchvision's
+    ``FeaturePyramidNetwork`` with ``LastLevelP6P7(256, 256)`` after three stages."""
     conv = {"kernel_initializer": _fpn_init(), "dtype": dtype}
     laterals = [keras.layers.Conv2D(channels, 1, name=f"fpn_inner{i}", **conv)(x)
                 for i, x in enumerate(stages)]  # fmt: skip
@@ -66,16 +92,21 @@ def feature_pyramid(stages: list, channels: int = PYRAMID, dtype=None) -> list:
         merged.insert(0, keras.layers.Add(name=f"fpn_add{i}", dtype=dtype)([laterals[i], up]))
     levels = [keras.layers.Conv2D(channels, 3, padding="same", name=f"fpn_layer{i}", **conv)(m)
               for i, m in enumerate(merged)]  # fmt: skip
-    p6 = PaddedConv2D(channels, 3, strides=2, pad=1, name="fpn_p6", **conv)(levels[-1])
-    relu = keras.layers.ReLU(name="fpn_p6_relu", dtype=dtype)(p6)
-    p7 = PaddedConv2D(channels, 3, strides=2, pad=1, name="fpn_p7", **conv)(relu)
-    return [*levels, p6, p7]
+    x, previous = levels[-1], None
+    for name in extra_level_names(len(stages)):
+        if previous is not None:  # P7 from ReLU(P6), as torchvision's LastLevelP6P7
+            x = keras.layers.ReLU(name=f"{previous}_relu", dtype=dtype)(x)
+        x = PaddedConv2D(channels, 3, strides=2, pad=1, name=name, **conv)(x)
+        levels.append(x)
+        previous = name
+    return levels
 
 
-def _head(levels: list, outputs: int, per_anchor: int, name: str, bias: float, dtype) -> object:
+def _head(levels: list, outputs: int, per_anchor: int, name: str, bias: float, dtype,
+          channels: int = PYRAMID) -> object:  # fmt: skip
     """One head's layers, applied to every level; ``[N, anchors, per_anchor]``."""
     init = keras.initializers.RandomNormal(stddev=0.01)
-    convs = [keras.layers.Conv2D(PYRAMID, 3, padding="same", activation="relu",
+    convs = [keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
                                  kernel_initializer=init, name=f"{name}_conv{i}", dtype=dtype)
              for i in range(HEAD_CONVS)]  # fmt: skip
     mixed = str(dtype).startswith("mixed_")
@@ -105,6 +136,7 @@ class Detector(RebuiltFromArguments, keras.Model):
             COCO indexing, background and unused ids included).
         input_shape: ``(height, width, channels)``; ``None`` sizes take any size.
         anchors: ``AnchorConfig.to_dict()``; default torchvision's (32–512, 3 scales, 3 ratios).
+        channels: the pyramid's and the heads' width (torchvision's 256).
         dtype: a Keras dtype policy; the heads' outputs are float32 under mixed precision.
         preprocessing: the backbone weights' ``Preprocessing.to_dict()``, saved with the model.
     """
@@ -115,6 +147,7 @@ class Detector(RebuiltFromArguments, keras.Model):
         num_classes: int = 91,
         input_shape: tuple[int | None, int | None, int] = (None, None, 3),
         anchors: dict | None = None,
+        channels: int = PYRAMID,
         dtype: str | None = None,
         preprocessing: dict | None = None,
         name: str | None = None,
@@ -125,7 +158,7 @@ class Detector(RebuiltFromArguments, keras.Model):
         if depth < 3:
             raise ValueError(f"{architecture}: the feature pyramid needs three stages; "
                              f"{backbone_name} has {depth}")  # fmt: skip
-        stages = [f"stage{i}" for i in range(depth - 2, depth + 1)]
+        stages = pyramid_stages(backbone_name)
         anchor_config = AnchorConfig.from_dict(anchors)
         per_location = anchor_config.per_location
         backbone = ResNet(
@@ -134,28 +167,43 @@ class Detector(RebuiltFromArguments, keras.Model):
         )  # fmt: skip
         image = keras.Input(shape=tuple(input_shape), name="image")
         features = backbone(image)
-        levels = feature_pyramid([features[s] for s in stages], dtype=dtype)
+        levels = feature_pyramid([features[s] for s in stages], channels, dtype=dtype)
         if len(levels) != len(anchor_config.sizes):
             raise ValueError(f"anchors: {len(anchor_config.sizes)} levels of sizes for "
                              f"{len(levels)} pyramid levels")  # fmt: skip
         prior = -math.log((1 - PRIOR) / PRIOR)
         outputs = {
             "cls_logits": _head(levels, per_location * num_classes, num_classes, "cls",
-                                prior, dtype),
-            "bbox_regression": _head(levels, per_location * 4, 4, "box", 0.0, dtype),
+                                prior, dtype, channels),
+            "bbox_regression": _head(levels, per_location * 4, 4, "box", 0.0, dtype, channels),
         }  # fmt: skip
         super().__init__(image, outputs, name=name or architecture, **kwargs)
         self.backbone = backbone
         self.anchor_config = anchor_config
-        self.level_names = [*(f"fpn_layer{i}" for i in range(3)), "fpn_p6", "fpn_p7"]
+        self.level_names = [*(f"fpn_layer{i}" for i in range(len(stages))),
+                            *extra_level_names(len(stages))]  # fmt: skip
         self._init_config = {
             "architecture": architecture,
             "num_classes": int(num_classes),
             "input_shape": tuple(input_shape),
             "anchors": anchor_config.to_dict(),
+            "channels": int(channels),
             "dtype": dtype,
             "preprocessing": None if preprocessing is None else dict(preprocessing),
         }
+        self.anchor_f1 = AnchorF1()
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The compiled ``RetinaNetLoss`` of the target and output dicts (Keras would want
+        one loss per output), plus any regularization losses."""
+        total = self.loss(y, y_pred)
+        if self.losses:
+            total = total + keras.ops.sum(self.losses)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.anchor_f1.update_state(y, y_pred)
+        return self.get_metrics_result()
 
 
 def create_detector(architecture: str, **options) -> Detector:

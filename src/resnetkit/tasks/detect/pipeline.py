@@ -100,12 +100,12 @@ def inside_share(a, b):
     return wh[..., 0] * wh[..., 1] / tf.maximum(area[:, None], 1e-9)
 
 
-def training_targets(boxes, classes, crowd, keep, anchors):
+def training_targets(boxes, classes, crowd, keep, anchors, positive=0.5, negative=0.4):
     """``encode_targets`` of the kept, non-crowd boxes; background anchors at least half
     inside a crowd box are ignored instead."""
     objects = keep & ~crowd
     targets = encode_targets(tf.boolean_mask(boxes, objects), tf.boolean_mask(classes, objects),
-                             anchors)  # fmt: skip
+                             anchors, positive, negative)  # fmt: skip
     crowd_boxes = tf.boolean_mask(boxes, keep & crowd)
     on_crowd = tf.cond(
         tf.shape(crowd_boxes)[0] > 0,
@@ -126,15 +126,20 @@ def box_dataset(
     channels: int,
     batch_size: int,
     training: bool = False,
+    targets: bool = False,
     augment: BoxAugment | None = None,
     seed: int = 0,
     epoch: int = 0,
+    positive: float = 0.5,
+    negative: float = 0.4,
 ) -> tf.data.Dataset:
     """One epoch of ``images`` on ``size × size`` canvases.
 
     Training: shuffled, augmented ``(image, {"classes", "boxes"})`` batches (the targets of
-    ``anchors``). Otherwise in order: ``(image, {"index", "scale"})``, the scale mapping
-    canvas pixels back to the image's own (divide by it).
+    ``anchors``, matched at ``positive``/``negative`` IoU). Otherwise in order, not
+    augmented: the same targets with ``targets`` (validation loss and metrics), else
+    ``(image, {"index", "scale"})``, the scale mapping canvas pixels back to the image's
+    own (divide by it).
     """
     n = len(images)
     index = tf.data.Dataset.range(n)
@@ -167,8 +172,9 @@ def box_dataset(
         h, w = tf.shape(image)[0], tf.shape(image)[1]
         canvas = tf.pad(normalize(image, prep), [[0, size - h], [0, size - w], [0, 0]])
         canvas.set_shape([size, size, channels])
-        if training:
-            return canvas, training_targets(boxes, classes, crowd, keep, grid)
+        if training or targets:
+            return canvas, training_targets(boxes, classes, crowd, keep, grid, positive,
+                                            negative)  # fmt: skip
         return canvas, {"index": tf.cast(i, tf.int32), "scale": scale}
 
     ds = index.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

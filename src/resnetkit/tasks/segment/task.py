@@ -13,10 +13,10 @@ from statistics import median
 
 import keras
 import numpy as np
-from PIL import Image
 
 from resnetkit.data import save_class_map
 from resnetkit.data.augment import Augment
+from resnetkit.data.checks import sample_sizes
 from resnetkit.data.masks import IGNORE, MaskSet, MaskSource, from_mask_folder
 from resnetkit.data.pipeline import BadImageLog
 from resnetkit.files import write_atomic
@@ -75,7 +75,8 @@ class Segmentation:
                                   seed=c.run.seed, max_pixels=c.data.max_pixels)  # fmt: skip
         self.num_classes = c.model.num_classes or source.num_classes
         train = source.splits["train"]
-        sides, grey = _sample_sizes(train.images)
+        sizes, grey = sample_sizes(train.images, SAMPLE)
+        sides = [min(wh) for wh in sizes]
         channels = 1 if grey else 3
         side = median(sides)
         crop = int(c.model.input_size[0]) if c.model.input_size else int(min(MAX_CROP, side))
@@ -225,18 +226,6 @@ class Segmentation:
         pixels = {k: source.pixels[k] for k in pairs}  # per class, 255 left out
         return {"classes": source.class_names, "counts": pixels, "unit": "pixels",
                 "pairs": pairs, "bad_files": bad_files}  # fmt: skip
-
-
-def _sample_sizes(paths: list[str]) -> tuple[list[int], bool]:
-    """Shorter sides of up to ``SAMPLE`` images spread over ``paths``, and whether all are grey."""
-    spread = np.linspace(0, len(paths) - 1, min(SAMPLE, len(paths))).astype(int)
-    picked = [paths[i] for i in spread]
-    sides, grey = [], True
-    for path in picked:
-        with Image.open(path) as im:
-            sides.append(min(im.size))
-            grey &= im.mode in ("L", "I;16", "I", "1")
-    return sides, grey
 
 
 def _as_image_set(pairs: MaskSet):

@@ -1,0 +1,80 @@
+"""A detection run end to end through the engine: the plain CLI on a COCO folder, anchors
+chosen from the data, validation F1, COCOeval's figures and the detections file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from helpers import write_coco_boxes
+from PIL import Image
+
+from resnetkit.cli import main
+from resnetkit.data.boxes import from_box_folder
+from resnetkit.tasks.detect.anchors import AnchorConfig
+from resnetkit.tasks.detect.coverage import choose_anchor_sizes, coverage
+from resnetkit.tasks.detect.metrics import coco_ground_truth, coco_scores
+
+
+def _as_results(split, ids, shift=0.0):
+    """The truth of ``split`` as detections of score 0.9, each box moved right by ``shift``
+    of its width."""
+    out = []
+    for i, (boxes, classes) in enumerate(zip(split.boxes, split.classes, strict=True)):
+        for (x1, y1, x2, y2), k in zip(boxes, classes, strict=True):
+            out.append({"image_id": i, "category_id": ids[int(k)], "score": 0.9,
+                        "bbox": [x1 + shift * (x2 - x1), y1, x2 - x1, y2 - y1]})  # fmt: skip
+    return out
+
+
+def test_cocoeval_scores_perfect_shifted_and_no_detections(tmp_path):
+    source = from_box_folder(write_coco_boxes(tmp_path / "coco"), val_fraction=0)
+    split, names, ids = source.splits["val"], source.class_names, source.category_ids
+    truth = coco_ground_truth(split, names, ids)
+    perfect = coco_scores(truth, _as_results(split, ids), names)
+    assert perfect["map"] == perfect["map_50"] == 1.0
+    assert perfect["per_class_ap"] == {"red": 1.0, "blue": 1.0}
+    # Every box moved right by 70% of its width: IoU 0.3 / 1.7 with its own.
+    moved = coco_scores(truth, _as_results(split, ids, 0.7), names)
+    assert moved["map_50"] == 0.0
+    assert coco_scores(truth, [], names)["map"] == 0.0
+
+
+def test_anchor_coverage_and_the_sizes_chosen_for_small_objects(tmp_path):
+    source = from_box_folder(write_coco_boxes(tmp_path / "coco", size=64), val_fraction=0)
+    train, grids = source.splits["train"], [(8, 8), (4, 4), (2, 2), (1, 1), (1, 1)]
+    default = coverage(train, source.class_names, AnchorConfig(), 64, grids)
+    config, covered, line = choose_anchor_sizes(train, 64, grids, (0.5, 1.0, 2.0))
+    assert covered > default.covered and config.sizes[0][0] < 32
+    assert f"coverage {covered:.1%}" in line
+    assert set(default.low(1.01)) == {"red", "blue"}
+
+
+def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(tmp_path, capsys):
+    data = write_coco_boxes(tmp_path / "coco", count=20)
+    run = tmp_path / "run"
+    argv = ["train", "--model", "retinanet_resnet8_fast_fpn", "--data", str(data),
+            "--epochs", "2", "--batch-size", "4", "--run-dir", str(run),
+            "--set", "detect.score_threshold=0.001"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "coco layout, 2 classes, 16 training images" in printed
+    assert "canvas 64×64" in printed and "anchors: smallest" in printed
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "detection" and summary["best"]["metric"] == "val_anchor_f1"
+    history = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert len(history) == 2 and all(np.isfinite(r["val_loss"]) for r in history)
+    folder = run / "evaluation" / "val"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert {"map", "map_50", "map_75", "map_small", "map_medium", "map_large"} <= set(metrics)
+    assert set(metrics["per_class_ap"]) == {"red", "blue"} and metrics["images"] == 4
+    found = json.loads((folder / "detections.json").read_text())
+    assert len(found) == metrics["detections"] > 0
+    sizes = {i: Image.open(p).size for i, p in enumerate(
+        from_box_folder(data).splits["val"].images)}  # fmt: skip
+    for d in found:  # in each image's own pixels, with the data's own category ids
+        x, y, w, h = d["bbox"]
+        width, height = sizes[d["image_id"]]
+        assert d["category_id"] in (5, 9) and 0 <= x <= x + w <= width and y + h <= height
+    pictures = sorted((folder / "samples").glob("*.png"))
+    assert len(pictures) == 4 and Image.open(pictures[0]).size[1] in (48, 64)
