@@ -78,3 +78,24 @@ def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(tmp_path, capsys):
         assert d["category_id"] in (5, 9) and 0 <= x <= x + w <= width and y + h <= height
     pictures = sorted((folder / "samples").glob("*.png"))
     assert len(pictures) == 4 and Image.open(pictures[0]).size[1] in (48, 64)
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--data", str(data), "--split", "val"]) == 0
+    again = json.loads((run / "evaluation" / "coco-val" / "metrics.json").read_text())
+    assert again["map"] == metrics["map"] and again["detections"] == metrics["detections"]
+    assert f"mAP {metrics['map']:.4f}" in capsys.readouterr().out
+
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"not an image")
+    odd = tmp_path / "odd.png"
+    Image.open(from_box_folder(data).splits["val"].images[0]).resize((91, 37)).save(odd)
+    preds = tmp_path / "preds"
+    assert main(["predict", str(run), str(odd), str(bad), "--out", str(preds)]) == 0
+    captured = capsys.readouterr()
+    assert "broken.png: error" in captured.err and "odd.png ->" in captured.out
+    rows = json.loads((preds / "predictions.json").read_text())
+    assert [("error" in r) for r in rows] == [False, True]
+    assert rows[0]["detections"] and Image.open(rows[0]["picture"]).size == (91, 37)
+    for d in rows[0]["detections"]:  # in the odd image's own pixels
+        x1, y1, x2, y2 = d["box"]
+        assert 0 <= x1 <= x2 <= 91 and 0 <= y1 <= y2 <= 37 and d["class"] in ("red", "blue")

@@ -198,3 +198,19 @@ def test_export_refuses_bad_requests(digits_run, tmp_path):
     with pytest.raises(ValueError, match="pass --data"):
         export_model(tmp_path / "bare.keras", tmp_path / "b", "keras")
     assert not (tmp_path / "b").exists()
+
+
+def test_a_missing_exporter_package_is_named_with_its_install_command(
+    tmp_path, monkeypatch, capsys
+):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tf2onnx" else real(name, *a))  # fmt: skip
+    out = tmp_path / "onnx"
+    # Refused before the (missing) model is even read: nothing is written.
+    assert main(["export", str(tmp_path / "no-run"), "--format", "onnx", "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert "--format onnx needs tf2onnx, not installed: pip install 'resnetkit[export]'" in err
+    assert not out.exists()

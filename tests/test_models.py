@@ -238,8 +238,9 @@ def test_padded_conv_matches_zero_padding_with_gradients(size, traced):
 @pytest.mark.parametrize(("rate", "groups"), [(2, 1), (12, 1), (2, 2)])
 def test_dilated_conv_matches_keras_conv_with_gradients(rate, groups):
     """DilatedConv2D (TensorFlow's dilated kernel) computes what Keras' Conv2D computes
-    (space-to-batch), outputs and both gradients."""
-    from resnetkit.models.layers import DilatedConv2D
+    (space-to-batch), outputs and both gradients, as trained ("same") and as exported
+    (padded, then "valid")."""
+    from resnetkit.models.layers import DilatedConv2D, explicit_padding
 
     rng = np.random.default_rng(2)
     x = tf.constant(rng.normal(size=(2, 7, 9, 4)), tf.float32)
@@ -258,6 +259,10 @@ def test_dilated_conv_matches_keras_conv_with_gradients(rate, groups):
         return [loss, *tape.gradient(loss, [x, layer.kernel])]
 
     for a, b in zip(run(ours), run(reference), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    with explicit_padding():
+        exported = run(ours)
+    for a, b in zip(exported, run(reference), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="stride 1, 'same'"):
         DilatedConv2D(5, 3, padding="valid", dilation_rate=2)

@@ -80,6 +80,17 @@ def _add_explain_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from resnetkit.tasks import saved_task
+
+    if saved_task(args.model) == "detection":
+        from resnetkit.evaluate.detection import evaluate_detection, format_detection_scores
+
+        batch = min(args.batch_size, 8)
+        scores, out = evaluate_detection(args.model, args.data, split=args.split,
+                                         batch_size=batch, out=args.out)  # fmt: skip
+        print(format_detection_scores(scores))
+        print(f"\nwrote {out / 'metrics.json'}, {out / 'detections.json'}")
+        return 0
     if _is_segmentation_run(args.model):
         from resnetkit.evaluate.segmentation import evaluate_segmentation, format_scores
 
@@ -117,9 +128,12 @@ def _is_segmentation_run(path: str) -> bool:
 
 def run_predict(args: argparse.Namespace) -> int:
     from resnetkit.export.artifacts import load_predictor
+    from resnetkit.tasks import saved_task
     from resnetkit.tasks.classify.predictor import expand_paths
 
     paths = expand_paths(args.images)
+    if saved_task(args.model) == "detection":
+        return _predict_boxes(args, paths)
     predictor = load_predictor(args.model, args.runtime)  # a run, .keras or an export
     if getattr(predictor, "task", "classification") == "segmentation":
         return _predict_masks(args, paths, predictor)
@@ -153,6 +167,23 @@ def _predict_masks(args: argparse.Namespace, paths: list, predictor) -> int:
     print(f"wrote {args.out}/predictions.json")
     failed = sum("error" in r for r in rows)
     return 1 if failed == len(rows) else 0
+
+
+def _predict_boxes(args: argparse.Namespace, paths: list) -> int:
+    from resnetkit.tasks.detect.predictor import load_box_predictor, predict_boxes
+
+    if not args.out:
+        raise ValueError("a detection model draws its boxes: give --out DIR")
+    rows = predict_boxes(load_box_predictor(args.model), paths, args.out)
+    for row in rows:
+        if "error" in row:
+            print(f"{_shown(row['file'])}: error: {row['error']}", file=sys.stderr)
+            continue
+        best = ", ".join(f"{d['class']} {d['score']:.2f}" for d in row["detections"][:3])
+        print(f"{_shown(row['file'])} -> {_shown(row['picture'])}  "
+              f"({len(row['detections'])} boxes; best: {best or 'none'})")  # fmt: skip
+    print(f"wrote {args.out}/predictions.json")
+    return 1 if all("error" in r for r in rows) else 0
 
 
 def _shown(text: object) -> str:

@@ -206,7 +206,24 @@ def _checked_request(format: str, quantize: str | None, out: Path, overwrite: bo
         )
     if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not overwrite:
         raise FileExistsError(f"{out} exists; choose a new folder or pass --overwrite")
+    _require_packages(format)
     return out
+
+
+# What each format's exporter and parity check import (the ``export`` extra installs them).
+NEEDS = {"onnx": ("onnx", "tf2onnx", "onnxruntime"), "litert": ("ai_edge_litert",)}
+
+
+def _require_packages(format: str) -> None:
+    """An error naming the missing packages and the install command, before any work."""
+    import importlib.util
+
+    missing = [m for m in NEEDS.get(format, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"--format {format} needs {', '.join(missing)}, not installed: "
+            "pip install 'resnetkit[export]' (in a checkout: pip install -e '.[export]')"
+        )
 
 
 def _with_preprocessing(deploy, classifier, format: str, include: bool, log) -> tuple:
@@ -227,12 +244,15 @@ def _write_graph(graph, artifact: Path, keras_format, options: dict, crop_size: 
     """Save with Keras' own exporter (``model.save`` for .keras)."""
     # Keras' ONNX exporter refuses a model that was never called (``model._called``), as a
     # functional model built around another one is: one call on a blank image sets it.
+    from resnetkit.models.layers import explicit_padding
+
     blank = [1, *(d or crop_size for d in graph.input_shape[1:])]
     graph(np.zeros(blank, graph.inputs[0].dtype), training=False)
     if keras_format is None:
         graph.save(artifact)
         return
-    with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx checks np.object
+    with warnings.catch_warnings(), explicit_padding():
+        # Keras' numpy-2 patch of tf2onnx checks np.object
         warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
         graph.export(str(artifact), format=keras_format, verbose=False, **options)
 

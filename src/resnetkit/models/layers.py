@@ -19,8 +19,8 @@
   Keras calls ``tf.nn.convolution``, which turns a dilated convolution into space-to-batch,
   a convolution and batch-to-space; at DeepLab's rates (12/24/36) the padded blocks make
   that several times the work (``benchmarks/results/measurements.json``), while
-  ``tf.nn.conv2d`` on the zero-padded input hands the dilation to oneDNN and exports as
-  a plain pad and convolution.
+  ``tf.nn.conv2d`` hands the dilation to oneDNN. Inside ``explicit_padding()`` (the
+  exporters) it pads, then convolves "valid", which every runtime accepts.
 
 - ``BatchNormalization``: Keras' own layer, but training steps run TensorFlow's fused
   batch-norm kernel. Keras 3 normalizes with separate moment and elementwise ops, which
@@ -33,6 +33,10 @@ Stochastic depth needs no layer of its own: ``keras.layers.Dropout`` with
 """
 
 from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import keras
 from keras import ops
@@ -162,13 +166,29 @@ class DilatedConv2D(keras.layers.Conv2D):
             return super().convolution_op(inputs, kernel)
         import tensorflow as tf
 
-        # Zero-padded, then "valid": the exporters take a dilated "SAME" convolution as an
-        # auto-padded one, which onnxruntime and LiteRT's XNNPACK refuse. Grouped too
-        # (ResNeXt): the kernel's input channels are the group's.
-        (ph, pw) = (r * (k // 2) for r, k in zip(self.dilation_rate, self.kernel_size, strict=True))
+        # Grouped too (ResNeXt): the kernel's input channels are the group's.
+        rates = list(self.dilation_rate)
+        if not _EXPLICIT_PADDING.get():
+            return tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME", dilations=rates)
+        # Exporting: zero-padded, then "valid". The exporters write a dilated "SAME"
+        # convolution as an auto-padded one, which onnxruntime and LiteRT's XNNPACK refuse;
+        # in training "SAME" stays, as oneDNN runs it faster than the padded form.
+        (ph, pw) = (r * (k // 2) for r, k in zip(rates, self.kernel_size, strict=True))
         padded = tf.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
-        return tf.nn.conv2d(padded, kernel, strides=1, padding="VALID",
-                            dilations=list(self.dilation_rate))  # fmt: skip
+        return tf.nn.conv2d(padded, kernel, strides=1, padding="VALID", dilations=rates)
+
+
+_EXPLICIT_PADDING = contextvars.ContextVar("explicit_padding", default=False)
+
+
+@contextmanager
+def explicit_padding() -> Iterator[None]:
+    """While a graph is traced for export: ``DilatedConv2D`` pads explicitly (see above)."""
+    token = _EXPLICIT_PADDING.set(True)
+    try:
+        yield
+    finally:
+        _EXPLICIT_PADDING.reset(token)
 
 
 def conv2d_layer(dilation: int):

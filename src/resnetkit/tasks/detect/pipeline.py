@@ -120,7 +120,7 @@ def training_targets(boxes, classes, crowd, keep, anchors, positive=0.5, negativ
 def box_dataset(
     images: BoxSet,
     prep: Preprocessing,
-    anchors: np.ndarray,
+    anchors: np.ndarray | None,
     *,
     size: int,
     channels: int,
@@ -152,7 +152,7 @@ def box_dataset(
     all_classes = tf.constant(_padded([c[:, None] for c in images.classes], 1, -1, np.int32))
     all_crowd = tf.constant(_padded([c[:, None] for c in images.crowd], 1, False, bool))
     counts = tf.constant([len(b) for b in images.boxes], tf.int32)
-    grid = tf.constant(anchors, tf.float32)
+    grid = None if anchors is None else tf.constant(anchors, tf.float32)  # for targets only
 
     def load(i):
         image = tf.numpy_function(lambda p: decode_image(p.decode(), channels, MAX_PIXELS),

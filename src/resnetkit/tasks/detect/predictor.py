@@ -1,0 +1,102 @@
+"""A trained detector ready for uint8 images of any size: each is resized onto the run's
+canvas (its longer side to the canvas, as in training), decoded and suppressed inside the
+graph (``decode.inference_model``), and its boxes mapped back to the image's own pixels."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from resnetkit.data.checks import BadImageError, decode_image
+from resnetkit.data.pipeline import normalize
+from resnetkit.data.sources import MAX_PIXELS
+from resnetkit.files import write_atomic
+from resnetkit.preprocessing import Preprocessing
+from resnetkit.tasks.detect.pipeline import resize_onto_canvas
+from resnetkit.tasks.detect.predict import PREDICTED, draw_boxes
+
+
+@dataclass
+class BoxPredictor:
+    """A detector's inference model with its class names, canvas and preprocessing."""
+
+    model: object  # images → {boxes, scores, classes, count}
+    class_names: list[str]
+    prep: Preprocessing
+    channels: int
+    canvas: int
+    path: Path
+    task: str = "detection"
+
+    def detect(self, image: np.ndarray) -> list[dict]:
+        """One uint8 image (H, W, C) → its detections: ``box`` (x1, y1, x2, y2 in its own
+        pixels), ``score``, ``class`` (name) and ``class_index``, best first."""
+        h, w = image.shape[:2]
+        resized, _, scale = resize_onto_canvas(image, np.zeros((0, 4), np.float32), self.canvas)
+        x = np.zeros((1, self.canvas, self.canvas, self.channels), np.float32)
+        r = np.asarray(normalize(resized, self.prep))
+        x[0, : r.shape[0], : r.shape[1]] = r
+        got = {k: np.asarray(v) for k, v in self.model(x, training=False).items()}
+        n, scale = int(got["count"][0]), float(scale)
+        boxes = np.clip(got["boxes"][0, :n] / scale, 0, [w, h, w, h])
+        return [{"box": [round(float(v), 2) for v in b], "score": round(float(s), 5),
+                 "class": self.class_names[int(k)], "class_index": int(k)}
+                for b, s, k in zip(boxes, got["scores"][0, :n], got["classes"][0, :n],
+                                   strict=True)]  # fmt: skip
+
+
+def load_box_predictor(path: str | Path) -> BoxPredictor:
+    """A detection run directory or ``.keras`` file → ``BoxPredictor``, with the run's
+    decoding settings (``detect.*``) where there is a run."""
+    from resnetkit.data.sources import load_class_map
+    from resnetkit.rundir import RunDir
+    from resnetkit.tasks import load_model
+    from resnetkit.tasks.detect.decode import inference_model
+
+    path = Path(path)
+    model = load_model(path)
+    config = model.get_config()
+    prep = Preprocessing.from_dict(config["preprocessing"])
+    model_file = RunDir(path).model if path.is_dir() else path
+    class_map = RunDir(model_file.parent).class_map
+    names = (load_class_map(class_map) if class_map.is_file()
+             else [f"class_{i}" for i in range(int(config["num_classes"]))])  # fmt: skip
+    options = {}
+    if path.is_dir() and RunDir(path).config.is_file():
+        from resnetkit.training.config import load_config
+
+        d = load_config(RunDir(path).config).detect
+        options = {"score_threshold": d.score_threshold, "top_k": d.top_k,
+                   "nms_iou": d.nms_iou, "detections": d.detections}  # fmt: skip
+    final = inference_model(model, **options)
+    return BoxPredictor(final, names, prep, int(model.input_shape[-1]), prep.crop_size,
+                        model_file)  # fmt: skip
+
+
+def predict_boxes(predictor: BoxPredictor, paths: list[Path], out: str | Path,
+                  min_score: float = 0.3) -> list[dict]:  # fmt: skip
+    """Detections of each file, drawn (score ≥ ``min_score``) into ``out/NAME.png``, all in
+    ``out/predictions.json``; a file that cannot be read gets its ``error`` and the rest
+    are predicted."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for path in paths:
+        try:
+            image = decode_image(str(path), predictor.channels, MAX_PIXELS)
+        except (BadImageError, OSError) as e:
+            rows.append({"file": str(path), "error": str(e)})
+            continue
+        found = predictor.detect(image)
+        shown = [d for d in found if d["score"] >= min_score]
+        picture = out / f"{Path(path).stem}.png"
+        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+        draw_boxes(pil, [d["box"] for d in shown], [d["class"] for d in shown], PREDICTED,
+                   [d["score"] for d in shown]).save(picture)  # fmt: skip
+        rows.append({"file": str(path), "detections": found, "picture": str(picture)})
+    write_atomic(out / "predictions.json", json.dumps(rows, indent=1))
+    return rows
