@@ -251,8 +251,7 @@ def _write_graph(graph, artifact: Path, keras_format, options: dict, crop_size: 
     if keras_format is None:
         graph.save(artifact)
         return
-    with warnings.catch_warnings(), explicit_padding():
-        # Keras' numpy-2 patch of tf2onnx checks np.object
+    with warnings.catch_warnings(), explicit_padding():  # Keras' tf2onnx patch: np.object
         warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
         graph.export(str(artifact), format=keras_format, verbose=False, **options)
 

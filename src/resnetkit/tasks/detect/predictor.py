@@ -67,11 +67,11 @@ def load_box_predictor(path: str | Path) -> BoxPredictor:
              else [f"class_{i}" for i in range(int(config["num_classes"]))])  # fmt: skip
     options = {}
     if path.is_dir() and RunDir(path).config.is_file():
-        from resnetkit.training.config import load_config
+        import yaml  # the config's own loader (training/) sits above tasks/
 
-        d = load_config(RunDir(path).config).detect
-        options = {"score_threshold": d.score_threshold, "top_k": d.top_k,
-                   "nms_iou": d.nms_iou, "detections": d.detections}  # fmt: skip
+        saved = yaml.safe_load(RunDir(path).config.read_text(encoding="utf8")) or {}
+        keys = ("score_threshold", "top_k", "nms_iou", "detections")
+        options = {k: v for k, v in (saved.get("detect") or {}).items() if k in keys}
     final = inference_model(model, **options)
     return BoxPredictor(final, names, prep, int(model.input_shape[-1]), prep.crop_size,
                         model_file)  # fmt: skip
