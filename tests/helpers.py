@@ -138,3 +138,31 @@ def write_coco_boxes(root, count: int = 24, size: int = 64, seed: int = 0):
         data = {"images": images, "annotations": annotations, "categories": cats}
         (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
     return root
+
+
+def served_predictions(source, files: dict[str, bytes]) -> list[dict]:
+    """``resnetkit serve`` of ``source`` on a free port, one multipart POST /predict of
+    ``files``, the server shut down: the rows it answered."""
+    import http.client
+    import json
+    import threading
+
+    from resnetkit.serve import ServeConfig, make_server
+
+    server = make_server(source, ServeConfig(port=0, max_wait_ms=20))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        kind, body = multipart(files)
+        conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
+        conn.request("POST", "/predict", body=body, headers={"Content-Type": kind})
+        response = conn.getresponse()
+        assert response.status == 200, response.read()
+        rows = json.loads(response.read())["predictions"]
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        server.service.close()
+        thread.join()
+    return rows

@@ -141,3 +141,40 @@ def test_the_inference_model_returns_padded_detections_and_reloads(tmp_path):
                           text=True, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["DecodeDetections"]
+
+
+def test_the_shipped_table_is_every_detector_as_built(capsys):
+    from resnetkit.cli import main
+    from resnetkit.tasks.detect.zoo import measure
+    from resnetkit.zoo_table import DETECTION_TABLE, DETECTION_WRITE_COMMAND, shipped_table
+
+    shipped = {e.name: e for e in shipped_table(table=DETECTION_TABLE)}
+    assert list(shipped) == list_detectors()
+    for name in ("retinanet_resnet8_fast_fpn", "retinanet_resnet18_fpn"):
+        assert measure(name) == shipped[name], f"stale table: run {DETECTION_WRITE_COMMAND}"
+    assert shipped["retinanet_resnet50_fpn"].trainable_params == 34_068_119
+    assert main(["models", "--task", "detection"]) == 0
+    printed = capsys.readouterr().out
+    assert "retinanet_resnet50_fpn" in printed and "512×512×3" in printed
+    assert "retinanet_resnet8_fast_fpn" in printed and "128×128×3" in printed
+
+
+def test_decoding_a_batch_keeps_each_images_own_best_and_suppresses_within_it():
+    from resnetkit.tasks.detect.decode import DecodeDetections
+
+    layer = DecodeDetections({"sizes": [[16]], "ratios": [1.0]}, detections=3)
+    logits = np.full((3, 16, 2), -10.0, np.float32)
+    logits[0, 5, 0] = 1.0  # image 0: one box, weaker than every box of image 1
+    # image 1: the same box as image 0's (not suppressed by it, nor it by this one), and
+    # four more, each at IoU ≤ 1/3 with the others: the best three of five are kept
+    logits[1, [5, 15, 6, 10, 0], 0] = [5.0, 6.0, 4.5, 4.0, 2.0]
+    # image 2: nothing above the threshold
+    out = layer([np.zeros((3, 32, 32, 3), np.float32), logits, np.zeros((3, 16, 4), np.float32),
+                 np.zeros((3, 4, 4, 8), np.float32)])  # fmt: skip
+    np.testing.assert_array_equal(out["count"], [1, 3, 0])
+    sigmoid = 1 / (1 + np.exp(-np.array([6.0, 5.0, 4.5])))
+    np.testing.assert_allclose(out["scores"][1], sigmoid, rtol=1e-6)
+    np.testing.assert_allclose(out["boxes"][0, 0], [0, 0, 16, 16], atol=1e-5)
+    np.testing.assert_allclose(out["boxes"][1, 0], [16, 16, 32, 32], atol=1e-5)
+    np.testing.assert_array_equal(out["classes"], [[0, -1, -1], [0, 0, 0], [-1, -1, -1]])
+    assert not np.asarray(out["boxes"][2]).any() and not np.asarray(out["scores"][2]).any()

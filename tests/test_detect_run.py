@@ -3,10 +3,13 @@ chosen from the data, validation F1, COCOeval's figures and the detections file.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import numpy as np
-from helpers import write_coco_boxes
+import pytest
+from helpers import png, served_predictions, write_coco_boxes
 from PIL import Image
 
 from resnetkit.cli import main
@@ -50,14 +53,24 @@ def test_anchor_coverage_and_the_sizes_chosen_for_small_objects(tmp_path):
     assert set(default.low(1.01)) == {"red", "blue"}
 
 
-def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(tmp_path, capsys):
-    data = write_coco_boxes(tmp_path / "coco", count=20)
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A two-epoch RetinaNet run on a COCO folder, through the plain CLI: (data, run,
+    what training printed)."""
+    root = tmp_path_factory.mktemp("detect")
+    data = write_coco_boxes(root / "coco", count=20)
+    run = root / "run"
     argv = ["train", "--model", "retinanet_resnet8_fast_fpn", "--data", str(data),
             "--epochs", "2", "--batch-size", "4", "--run-dir", str(run),
             "--set", "detect.score_threshold=0.001"]  # fmt: skip
-    assert main(argv) == 0
-    printed = capsys.readouterr().out
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(argv) == 0
+    return data, run, printed.getvalue()
+
+
+def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(trained, tmp_path, capsys):
+    data, run, printed = trained
     assert "coco layout, 2 classes, 16 training images" in printed
     assert "canvas 64×64" in printed and "anchors: smallest" in printed
     summary = json.loads((run / "summary.json").read_text())
@@ -99,3 +112,66 @@ def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(tmp_path, capsys):
     for d in rows[0]["detections"]:  # in the odd image's own pixels
         x1, y1, x2, y2 = d["box"]
         assert 0 <= x1 <= x2 <= 91 and 0 <= y1 <= y2 <= 37 and d["class"] in ("red", "blue")
+
+
+@pytest.mark.parametrize("format", ["savedmodel", "onnx", "litert", "keras"])
+def test_exported_detectors_decode_and_suppress_inside_and_match_keras(trained, tmp_path,
+                                                                       format, capsys):  # fmt: skip
+    from resnetkit.export.artifacts import load_predictor
+
+    data, run, _ = trained
+    out = tmp_path / format
+    assert main(["export", str(run), "--format", format, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    card = json.loads((out / "model_card.json").read_text())
+    parity = card["parity"]
+    assert parity["passed"] and parity["matched"] > 0 and parity["unmatched"] == 0
+    assert parity["worst_iou"] >= 0.99 and parity["max_score_diff"] <= 1e-4
+    assert f"{parity['matched']} detections matched" in printed
+    assert card["task"] == "detection" and card["output"]["kind"] == "detections"
+    # The artifact in its own runtime gives the run's boxes for an image of another size.
+    image = np.asarray(Image.open(from_box_folder(data).splits["val"].images[1]).resize((91, 37)))
+    keras_run, artifact = load_predictor(run), load_predictor(out)
+    assert artifact.runtime == card["runtime"] and artifact.class_names == ["red", "blue"]
+    _same_detections(keras_run.detect(image), artifact.detect(image))
+    if format == "onnx":  # served, the artifact answers what the run predicts
+        served = served_predictions(out, {"odd.png": png(image)})
+        _same_detections(keras_run.detect(image), served[0]["detections"])
+
+
+def _same_detections(want: list[dict], got: list[dict]) -> None:
+    """The detections agree as the export parity check requires (ties aside)."""
+    from resnetkit.export.detection import Matching
+
+    def rows(found):
+        return (np.array([d["box"] for d in found], np.float32).reshape(-1, 4),
+                np.array([d["score"] for d in found], np.float32),
+                np.array([d["class_index"] for d in found]))  # fmt: skip
+
+    m = Matching()
+    # the rounding of predict's boxes (0.01 px) and scores (1e-5) is within these
+    m.add(rows(want), rows(got), threshold=0.001, tolerance=2e-4, min_iou=0.98)
+    assert len(want) == len(got) > 0 and m.matched > 0 and m.unmatched == 0, m
+
+
+def test_detection_export_refuses_int8_before_writing_anything(trained, tmp_path, capsys):
+    _, run, _ = trained
+    out = tmp_path / "int8"
+    argv = ["export", str(run), "--format", "litert", "--quantize", "int8", "--out", str(out)]
+    assert main(argv) == 2
+    assert "float32 only" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".int8*"))
+
+
+def test_data_inspect_of_a_box_folder_shows_sizes_and_warns_of_low_coverage(tmp_path, capsys):
+    data = write_coco_boxes(tmp_path / "coco", count=20)
+    assert main(["data", "inspect", str(data)]) == 0
+    printed = capsys.readouterr().out
+    assert "COCO JSON: inspected for detection" in printed
+    assert "images: train 16 (0 without boxes), val 4 (0 without boxes)" in printed
+    assert "canvas: 64×64 (the images' median longer side 64 px)" in printed
+    assert "(P3)" in printed and "anchor coverage at IoU ≥ 0.5:" in printed
+    # Demanding anchors that nearly equal each box: both classes fall below 95%, by name.
+    assert main(["data", "inspect", str(data), "--positive-iou", "0.95"]) == 0
+    warning = capsys.readouterr().out.split("warning: ")[-1]
+    assert "below 95%" in warning and "red (" in warning and "blue (" in warning

@@ -70,14 +70,11 @@ def test_a_failed_segmenter_parity_check_leaves_nothing(seg_run, tmp_path):
 
 def test_serve_a_segmenter_run_and_its_export(seg_run, tmp_path):
     import base64
-    import http.client
     import io
-    import threading
 
-    from helpers import multipart, png
+    from helpers import png, served_predictions
 
     from resnetkit.export import export_model
-    from resnetkit.serve import ServeConfig, make_server
     from resnetkit.tasks.segment.predictor import load_mask_predictor
 
     run, _ = seg_run
@@ -87,22 +84,7 @@ def test_serve_a_segmenter_run_and_its_export(seg_run, tmp_path):
                                                                          np.uint8)]  # fmt: skip
     want = load_mask_predictor(run).predict_arrays(images)
     for source in (run, tmp_path / "onnx"):
-        server = make_server(source, ServeConfig(port=0, max_wait_ms=20))
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-        thread.start()
-        try:
-            kind, body = multipart({"a.png": png(images[0]), "b.png": png(images[1])})
-            conn = http.client.HTTPConnection(*server.server_address[:2], timeout=30)
-            conn.request("POST", "/predict", body=body, headers={"Content-Type": kind})
-            response = conn.getresponse()
-            assert response.status == 200
-            rows = json.loads(response.read())["predictions"]
-            conn.close()
-        finally:
-            server.shutdown()
-            server.server_close()
-            server.service.close()
-            thread.join()
+        rows = served_predictions(source, {"a.png": png(images[0]), "b.png": png(images[1])})
         for row, mask in zip(rows, want, strict=True):
             got = np.asarray(Image.open(io.BytesIO(base64.b64decode(row["mask_png"]))))
             assert (row["height"], row["width"]) == mask.shape

@@ -21,7 +21,11 @@ TABLE = ("models", "zoo.json")  # inside the resnetkit package
 WRITE_COMMAND = "python -m resnetkit.models.zoo --write"
 SEGMENTATION_TABLE = ("tasks", "segment", "zoo.json")
 SEGMENTATION_WRITE_COMMAND = "python -m resnetkit.tasks.segment.zoo --write"
-TABLES = {"classification": TABLE, "segmentation": SEGMENTATION_TABLE}  # by task
+DETECTION_TABLE = ("tasks", "detect", "zoo.json")
+DETECTION_WRITE_COMMAND = "python -m resnetkit.tasks.detect.zoo --write"
+# The shipped table of each task.
+TABLES = {"classification": TABLE, "segmentation": SEGMENTATION_TABLE,
+          "detection": DETECTION_TABLE}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,23 @@ def table_json(entries: list[ZooEntry], command: str = WRITE_COMMAND) -> str:
     """The text of a shipped table (``models/zoo.json`` by default) for ``entries``."""
     rows = ",\n".join("  " + json.dumps(e.to_dict(), ensure_ascii=False) for e in entries)
     return f'{{\n "generated_by": {json.dumps(command)},\n "models": [\n{rows}\n ]\n}}\n'
+
+
+def write_measured(names: list[str], measure, table: tuple[str, ...], command: str,
+                   path: str | Path | None = None) -> Path:  # fmt: skip
+    """Measure every model of ``names`` (``measure(name) -> ZooEntry``) and write the table
+    (default: the shipped file of ``table``)."""
+    import sys
+
+    from resnetkit.files import write_atomic
+
+    path = Path(path) if path is not None else table_path(table)
+    entries = []
+    for i, name in enumerate(names, 1):
+        print(f"measuring {name} ({i}/{len(names)})", file=sys.stderr)
+        entries.append(measure(name))
+    write_atomic(path, table_json(entries, command))
+    return path
 
 
 def write_command(argv, *, prog: str, what: str, table: tuple[str, ...], write) -> int:

@@ -89,11 +89,12 @@ def run_export(args: argparse.Namespace) -> int:
     )
     parity = result.card["parity"]
     print(f"parity ({parity['images']} images, {parity['data']}): {parity['verdict']}")
-    agreement = "pixel" if "pixel_agreement" in parity else "top-1"
-    print(
-        f"  {agreement} agreement {parity['top1_agreement']:.2%}, mean abs difference "
-        f"{parity['mean_abs_diff']:.2e}"
-    )
+    if "top1_agreement" in parity:  # classification and segmentation
+        agreement = "pixel" if "pixel_agreement" in parity else "top-1"
+        print(
+            f"  {agreement} agreement {parity['top1_agreement']:.2%}, mean abs difference "
+            f"{parity['mean_abs_diff']:.2e}"
+        )
     size = result.card["artifact_file"]["bytes"]
     print(f"wrote {result.artifact} ({size / 1e6:.2f} MB), labels.txt, model_card.json")
     return 0

@@ -23,8 +23,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--task",
         choices=tuple(TABLES),
         default="classification",
-        help="the classifiers (default) or the segmentation models (HEAD_BACKBONE names, at "
-        "520×520 for ImageNet backbones, 21 classes)",
+        help="the classifiers (default), the segmentation models (HEAD_BACKBONE names, at "
+        "520×520 for ImageNet backbones, 21 classes) or the detectors (retinanet_BACKBONE_fpn, "
+        "at 512×512, 91 classes)",
     )
     p.add_argument(
         "--family", help=f"only this family ({families}; segmentation: a head, e.g. unet)"
@@ -48,11 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run_models(args: argparse.Namespace) -> int:
     """The shipped table (no model is built), or every model measured with --no-cache."""
-    if args.task == "segmentation":
-        entries = shipped_table(args.family, TABLES["segmentation"])
+    if args.task != "classification":
+        entries = shipped_table(args.family, TABLES[args.task])
         if args.no_cache:
-            from resnetkit.tasks.segment.zoo import measure
+            from importlib import import_module
 
+            package = {"segmentation": "segment", "detection": "detect"}[args.task]
+            measure = import_module(f"resnetkit.tasks.{package}.zoo").measure
             entries = [measure(e.name) for e in entries]
     elif args.no_cache:
         from resnetkit.models import list_models

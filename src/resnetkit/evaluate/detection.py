@@ -11,8 +11,6 @@ import numpy as np
 
 from resnetkit.data.boxes import from_box_folder
 from resnetkit.files import write_atomic
-from resnetkit.preprocessing import Preprocessing
-from resnetkit.rundir import RunDir
 
 
 def evaluate_detection(
@@ -26,35 +24,19 @@ def evaluate_detection(
     """COCOeval's figures of the run's model on ``split`` (default: test, else val) of
     ``data``; metrics.json and detections.json in ``out`` (default:
     RUN_DIR/evaluation/DATA-SPLIT/)."""
-    from resnetkit.data.sources import load_class_map
-    from resnetkit.tasks import load_model
+    from resnetkit.evaluate.runs import open_run_split
     from resnetkit.tasks.detect.task import DetectInputs, Detection
-    from resnetkit.training.config import load_config
 
-    run = RunDir(run_dir).require_run()
-    config = load_config(run.config)
-    source = from_box_folder(data, val_fraction=config.data.val_fraction, seed=config.run.seed)
-    names = load_class_map(run.class_map)
-    if source.class_names != names:
-        raise ValueError(
-            f"{data}: classes {source.class_names} are not the run's {names} ({run.class_map})"
-        )
-    splits = {k: v for k, v in source.splits.items() if len(v)}
-    split = split or next((s for s in ("test", "val") if s in splits), None)
-    if split not in splits:
-        raise ValueError(f"{data}: no images in split {split!r}; available: {', '.join(splits)}")
-    model = load_model(run.path)
-    prep = Preprocessing.from_dict(model.get_config()["preprocessing"])
+    opened = open_run_split(run_dir, data, split, from_box_folder)
+    config, model, prep = opened.config, opened.model, opened.prep
     task = Detection(replace(config, data=replace(config.data, source=str(data))))
-    channels = model.input_shape[-1]
-    task.inputs = DetectInputs(source, prep, channels, prep.crop_size, model.anchor_config,
-                               None, [], 0, "evaluation")  # fmt: skip
-    scores, found = task.split_scores(model, task.inputs, splits[split], batch_size)
-    scores.update({"model": str(run.path), "data": str(data), "split": split,
-                   "images": len(splits[split]),
-                   "skipped": [f"{b.path}: {b.reason}" for b in source.bad]})  # fmt: skip
-    folder = Path(out) if out else run.evaluation(f"{Path(data).name or 'data'}-{split}")
-    folder.mkdir(parents=True, exist_ok=True)
+    task.inputs = DetectInputs(opened.source, prep, model.input_shape[-1], prep.crop_size,
+                               model.anchor_config, None, [], 0, "evaluation")  # fmt: skip
+    scores, found = task.split_scores(model, task.inputs, opened.images, batch_size)
+    scores.update({"model": str(opened.run.path), "data": str(data), "split": opened.split,
+                   "images": len(opened.images),
+                   "skipped": [f"{b.path}: {b.reason}" for b in opened.source.bad]})  # fmt: skip
+    folder = opened.folder(out)
     write_atomic(folder / "metrics.json", json.dumps(scores, indent=1))
     write_atomic(folder / "detections.json", json.dumps(found))
     return scores, folder

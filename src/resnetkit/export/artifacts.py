@@ -30,6 +30,7 @@ from resnetkit.preprocessing import Preprocessing
 
 if TYPE_CHECKING:  # the Keras side loads only when a run or .keras file is asked for
     from resnetkit.tasks.classify.predictor import Predictor
+    from resnetkit.tasks.detect.predictor import BoxPredictor
     from resnetkit.tasks.segment.predictor import MaskPredictor
 
 # What the graph itself does to its input: see export.graph.
@@ -158,7 +159,7 @@ def is_export(path: str | Path) -> bool:
 
 def load_artifact(
     path: str | Path, runtime: str | None = None
-) -> ArtifactClassifier | MaskPredictor:
+) -> ArtifactClassifier | MaskPredictor | BoxPredictor:
     """An export folder or artifact → ``ArtifactClassifier`` in the card's runtime.
 
     ``runtime``: ``None`` for the card's; another name is an error, since each format runs
@@ -183,15 +184,42 @@ def load_artifact(
     if card["input"].get("preprocessing_inside") not in INSIDE:
         raise ValueError(f"{folder / CARD}: unknown input.preprocessing_inside")
     names = read_labels(folder)
-    if len(names) != int(card["output"]["shape"][-1]):
+    classes = int(card["output"].get("classes") or card["output"]["shape"][-1])
+    if len(names) != classes:
         raise ValueError(
-            f"{folder}: labels.txt names {len(names)} classes but the artifact has "
-            f"{card['output']['shape'][-1]} outputs"
+            f"{folder}: labels.txt names {len(names)} classes but the artifact has {classes}"
         )
+    if card.get("task") == "detection":
+        return _box_predictor(artifact, card, names, open_runtime(artifact, expected, named=True))
     run = open_runtime(artifact, expected)
     if card.get("task") == "segmentation":
         return _mask_predictor(artifact, card, names, run)
     return ArtifactClassifier(artifact, card, names, expected, run)
+
+
+def _box_predictor(artifact: Path, card: dict, names: list[str], run) -> BoxPredictor:
+    """A detection export as a ``BoxPredictor``: its outputs found by name."""
+    from resnetkit.tasks.detect.predictor import BoxPredictor
+
+    canvas, channels = card["input"]["shape"][2:]
+
+    def forward(x: np.ndarray) -> dict:
+        got = run(np.asarray(x, np.float32))
+        return {key: _output(got, key) for key in ("boxes", "scores", "classes", "count")}
+
+    return BoxPredictor(forward, names, Preprocessing.from_dict(card["preprocessing"]),
+                        int(channels), int(canvas), artifact, runtime=card["runtime"])  # fmt: skip
+
+
+def _output(outputs: dict, key: str) -> np.ndarray:
+    """The output called ``key``; exporters may prefix or suffix the names
+    (``StatefulPartitionedCall:0``-style names fall back to Keras' sorted order)."""
+    if key in outputs:
+        return np.asarray(outputs[key])
+    hits = [k for k in outputs if key in k.lower()]
+    if len(hits) == 1:
+        return np.asarray(outputs[hits[0]])
+    raise KeyError(f"the artifact has no output named {key!r}; it has {list(outputs)}")
 
 
 def _mask_predictor(artifact: Path, card: dict, names: list[str], run) -> MaskPredictor:
@@ -213,8 +241,17 @@ def _mask_predictor(artifact: Path, card: dict, names: list[str], run) -> MaskPr
                          runtime=card["runtime"])  # fmt: skip
 
 
-def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A function running one batch through ``artifact`` in ``runtime``."""
+def open_runtime(artifact: Path, runtime: str, *,
+                 named: bool = False) -> Callable[[np.ndarray], np.ndarray | dict]:  # fmt: skip
+    """A function running one batch through ``artifact`` in ``runtime``: its one output, or
+    with ``named`` every output by name (a detector's boxes, scores, classes, count)."""
+    run = _outputs_by_name(artifact, runtime)
+    if named:
+        return run
+    return lambda x: next(iter(run(x).values()))
+
+
+def _outputs_by_name(artifact: Path, runtime: str) -> Callable[[np.ndarray], dict]:
     if runtime == "tensorflow":
         import tensorflow as tf
 
@@ -223,7 +260,7 @@ def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
         def run(x):
             # ``serve``: Keras' export endpoint. Reached through ``loaded`` so that the closure
             # keeps the loaded object, which owns the variables, alive.
-            return loaded.serve(x).numpy()
+            return _numpy(loaded.serve(x))
 
         return run
     if runtime == "onnxruntime":
@@ -233,7 +270,8 @@ def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
         options.log_severity_level = 3
         session = ort.InferenceSession(str(artifact), options, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x})[0]
+        names = [o.name for o in session.get_outputs()]
+        return lambda x: dict(zip(names, session.run(None, {name: x}), strict=True))
     if runtime == "litert":
         from ai_edge_litert.interpreter import Interpreter
 
@@ -244,8 +282,7 @@ def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
 
         def run(x):
             with lock:
-                (out,) = runner(**{name: x}).values()
-                return np.array(out)
+                return {k: np.array(v) for k, v in runner(**{name: x}).items()}
 
         return run
     if runtime == "keras":
@@ -253,19 +290,29 @@ def open_runtime(artifact: Path, runtime: str) -> Callable[[np.ndarray], np.ndar
         import tensorflow as tf
 
         import resnetkit.export.graph
-        import resnetkit.models  # noqa: F401  (registers resnetkit's layers)
+        import resnetkit.models
+        import resnetkit.tasks.detect.decode  # noqa: F401  (registers resnetkit's layers)
 
         model = keras.saving.load_model(artifact, compile=False)
         forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: forward(x).numpy()
+        return lambda x: _numpy(forward(x))
     raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}; got {runtime!r}")
+
+
+def _numpy(out) -> dict:
+    """A graph's output (one tensor or a dict of them) as a dict of arrays."""
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    return {"output": np.asarray(out)}
 
 
 def _threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def load_predictor(path: str | Path, runtime: str | None = None) -> Predictor | MaskPredictor:
+def load_predictor(
+    path: str | Path, runtime: str | None = None
+) -> Predictor | MaskPredictor | BoxPredictor:
     """The one loader of a trained model, whatever it was saved as: a run directory or
     ``.keras`` file → ``Classifier`` (Keras); an export → ``ArtifactClassifier`` in its
     runtime; a segmenter's run, file or export → ``MaskPredictor``. predict, serve and the
@@ -277,10 +324,15 @@ def load_predictor(path: str | Path, runtime: str | None = None) -> Predictor | 
         raise ValueError(f"--runtime {runtime}: {path} is a run or .keras model, run by Keras")
     from resnetkit.tasks import saved_task
 
-    if saved_task(path) == "segmentation":
+    task = saved_task(path)
+    if task == "segmentation":
         from resnetkit.tasks.segment.predictor import load_mask_predictor
 
         return load_mask_predictor(path)
+    if task == "detection":
+        from resnetkit.tasks.detect.predictor import load_box_predictor
+
+        return load_box_predictor(path)
     from resnetkit.tasks.classify.predictor import load_classifier
 
     return load_classifier(path)

@@ -106,14 +106,18 @@ def export_model(
     run's own data set)."""
     from resnetkit.tasks import saved_task
 
-    if saved_task(source) == "segmentation":
+    task = saved_task(source)
+    if task != "classification":
+        dense = dict(include_preprocessing=include_preprocessing, quantize=quantize,
+                     fold_bn=fold_bn, data=data, check_count=min(check_count, 32),
+                     tolerance=tolerance, overwrite=overwrite, log=log)  # fmt: skip
+        if task == "detection":
+            from resnetkit.export.detection import export_detector
+
+            return export_detector(source, out, format, **dense)
         from resnetkit.export.segmentation import export_segmenter
 
-        return export_segmenter(
-            source, out, format, include_preprocessing=include_preprocessing,
-            quantize=quantize, fold_bn=fold_bn, data=data, check_count=min(check_count, 32),
-            tolerance=tolerance, min_agreement=min_agreement, overwrite=overwrite, log=log,
-        )  # fmt: skip
+        return export_segmenter(source, out, format, min_agreement=min_agreement, **dense)
     out = _checked_request(format, quantize, Path(out), overwrite)
     started = time.perf_counter()
     classifier = load_classifier(source)

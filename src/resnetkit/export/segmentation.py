@@ -132,24 +132,15 @@ def mask_checks(
     from PIL import Image
 
     from resnetkit.data.masks import from_mask_folder
-    from resnetkit.rundir import RunDir
-    from resnetkit.training.config import load_config
+    from resnetkit.evaluate.runs import read_run_data
 
     if predictor.run_dir is None and data is None:
         raise ValueError(
             f"{predictor.path}: not a run directory, so its data is unknown; pass --data "
             "(a segmentation folder) for the parity check"
         )
-    config = load_config(RunDir(predictor.run_dir).config) if predictor.run_dir else None
-    root = data or config.data.source
-    source = from_mask_folder(
-        root,
-        val_fraction=config.data.val_fraction if config else 0.1,
-        seed=config.run.seed if config else 0,
-    )
-    name = next((s for s in ("val", "test") if len(source.splits.get(s, ()))), None)
-    if name is None:
-        raise ValueError(f"{root}: no validation or test pairs for the parity check")
+    source, name, root = read_run_data(predictor.run_dir, data, from_mask_folder,
+                                       prefer=("val", "test"), unit="pairs")  # fmt: skip
     split = source.splits[name]
     rng = np.random.default_rng(seed)
     index = np.sort(rng.permutation(len(split))[:count])

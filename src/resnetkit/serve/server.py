@@ -179,7 +179,10 @@ class PredictionService:
         except FutureTimeout:
             raise RequestError(503, "the prediction did not finish within the timeout") from None
         names = self.classifier.class_names
-        if getattr(self.classifier, "task", "classification") == "segmentation":
+        task = getattr(self.classifier, "task", "classification")
+        if task == "detection":  # boxes in each image's own pixels, best first
+            return [{"detections": found} for found in probs]
+        if task == "segmentation":
             from resnetkit.tasks.segment.predict import mask_row
 
             return [mask_row(mask, names) for mask in probs]

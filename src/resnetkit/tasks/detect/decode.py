@@ -75,26 +75,43 @@ class DecodeDetections(keras.layers.Layer):
         return tf.reshape(shifts + base[None], [-1, 4])
 
     def _nms(self, boxes, scores, labels):
+        """Per image and class NMS as one ``non_max_suppression_padded`` over the batch:
+        each (image, class) pair is moved to its own coordinate range, so no two of them
+        overlap (torchvision's ``batched_nms`` trick, over images too). One op and no loop
+        over images: ONNX (NonMaxSuppression) and LiteRT (NON_MAX_SUPPRESSION_V5) take it
+        as it is, where a ``map_fn`` over images becomes a Loop that onnxruntime rejects."""
         import tensorflow as tf
 
-        offsets = tf.cast(labels, tf.float32) * (tf.reduce_max(boxes) + 1)
-        moved = boxes + offsets[..., None]
+        batch, candidates = tf.shape(boxes)[0], tf.shape(boxes)[1]
+        classes = tf.reduce_max(labels) + 1
+        image = tf.repeat(tf.range(batch)[:, None], candidates, axis=1)
+        group = tf.cast(image * classes + labels, tf.float32)
+        moved = boxes + (group * (tf.reduce_max(boxes) + 1))[..., None]
+        total = batch * candidates
+        keep, n = tf.image.non_max_suppression_padded(
+            tf.reshape(moved, [-1, 4]), tf.reshape(scores, [-1]), total,
+            iou_threshold=self.nms_iou, score_threshold=self.score_threshold,
+            pad_to_max_output_size=True,
+        )  # fmt: skip
+        # Each image's kept boxes, best first: sorted by (image, NMS rank), gathered.
         d = self.detections
+        position = tf.range(total)
+        owner = keep // candidates
+        valid = position < n
+        order = tf.argsort(tf.where(valid, owner * total + position, batch * total + position))
+        kept = tf.math.unsorted_segment_sum(tf.cast(valid, tf.int32), owner, batch)
+        first = tf.cumsum(kept, exclusive=True)
+        slot = tf.range(d)[None, :]
+        filled = slot < kept[:, None]
+        source = tf.gather(keep, tf.gather(order, tf.minimum(first[:, None] + slot, total - 1)))
 
-        def one(args):
-            b, m, s, c = args
-            keep, n = tf.image.non_max_suppression_padded(
-                m, s, d, iou_threshold=self.nms_iou, score_threshold=self.score_threshold,
-                pad_to_max_output_size=True,
-            )  # fmt: skip
-            valid = tf.range(d) < n
-            return (tf.where(valid[:, None], tf.gather(b, keep), 0.0),
-                    tf.where(valid, tf.gather(s, keep), 0.0),
-                    tf.where(valid, tf.gather(c, keep), -1), n)  # fmt: skip
+        def pick(values, fill):
+            flat = tf.reshape(values, tf.concat([[total], tf.shape(values)[2:]], 0))
+            mask = filled[..., None] if values.shape.rank == 3 else filled
+            return tf.where(mask, tf.gather(flat, source), tf.cast(fill, values.dtype))
 
-        signature = (tf.float32, tf.float32, tf.int32, tf.int32)
-        out = tf.map_fn(one, (boxes, moved, scores, labels), fn_output_signature=signature)
-        return {"boxes": out[0], "scores": out[1], "classes": out[2], "count": out[3]}
+        return {"boxes": pick(boxes, 0.0), "scores": pick(scores, 0.0),
+                "classes": pick(labels, -1), "count": tf.minimum(kept, d)}  # fmt: skip
 
     def compute_output_spec(self, inputs):
         n, d = inputs[0].shape[0], self.detections

@@ -86,6 +86,18 @@ class DetectInputs:
                 "preprocessing": self.prep.to_dict(), "decision": self.decision}  # fmt: skip
 
 
+def choose_canvas(train: BoxSet, asked: int | None) -> tuple[int, int, float]:
+    """The canvas side (``asked``, else the training images' median longer side rounded up
+    to 32, within 64…512), the channels (1 when every sampled image is grey) and that
+    median side."""
+    sizes, grey = sample_sizes(train.images)
+    side = median(max(wh) for wh in sizes)
+    canvas = asked or int(min(MAX_CANVAS, max(MIN_CANVAS, _round_up(side, CANVAS_STEP))))
+    if canvas % CANVAS_STEP:
+        raise ValueError(f"detect.canvas must be a multiple of {CANVAS_STEP}; got {canvas}")
+    return canvas, 1 if grey else 3, side
+
+
 def pyramid_grids(architecture: str, canvas: int, channels: int) -> list[tuple[int, int]]:
     """The (height, width) of P3…P7 for a ``canvas × canvas`` input: the pyramid stages'
     maps (from the backbone's own shapes), then each extra level at half the size."""
@@ -134,12 +146,7 @@ class Detection:
                                  seed=c.run.seed, max_pixels=c.data.max_pixels)  # fmt: skip
         self.num_classes = c.model.num_classes or source.num_classes
         train = source.splits["train"]
-        sizes, grey = sample_sizes(train.images)
-        channels = 1 if grey else 3
-        side = median(max(wh) for wh in sizes)
-        canvas = d.canvas or int(min(MAX_CANVAS, max(MIN_CANVAS, _round_up(side, CANVAS_STEP))))
-        if canvas % CANVAS_STEP:
-            raise ValueError(f"detect.canvas must be a multiple of {CANVAS_STEP}; got {canvas}")
+        canvas, channels, side = choose_canvas(train, d.canvas)
         if start is not None:  # the backbone's weights expect their own normalization
             prep = replace(start.prep, crop_size=canvas, resize_size=canvas)
             stats = f"{start.description}'s normalization"

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import keras
 
-from resnetkit.files import write_atomic
 from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS
 from resnetkit.tasks.segment.model import HEADS, create_segmenter, list_segmenters, split_name
@@ -24,9 +23,8 @@ from resnetkit.zoo_table import (
     SEGMENTATION_TABLE,
     SEGMENTATION_WRITE_COMMAND,
     ZooEntry,
-    table_json,
-    table_path,
     write_command,
+    write_measured,
 )
 
 SEGMENTATION_SIZE = 520  # torchvision's evaluation size for its segmentation models
@@ -62,14 +60,8 @@ def measure(name: str) -> ZooEntry:
 
 def write_table(path: str | Path | None = None) -> Path:
     """Measure every segmentation model and write the table (default: the shipped file)."""
-    path = Path(path) if path is not None else table_path(SEGMENTATION_TABLE)
-    names = list_segmenters()
-    entries = []
-    for i, name in enumerate(names, 1):
-        print(f"measuring {name} ({i}/{len(names)})", file=sys.stderr)
-        entries.append(measure(name))
-    write_atomic(path, table_json(entries, SEGMENTATION_WRITE_COMMAND))
-    return path
+    return write_measured(list_segmenters(), measure, SEGMENTATION_TABLE,
+                          SEGMENTATION_WRITE_COMMAND, path)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
