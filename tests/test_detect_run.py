@@ -137,6 +137,14 @@ def test_exported_detectors_decode_and_suppress_inside_and_match_keras(trained, 
     if format == "onnx":  # served, the artifact answers what the run predicts
         served = served_predictions(out, {"odd.png": png(image)})
         _same_detections(keras_run.detect(image), served[0]["detections"])
+    if format == "litert":  # and `resnetkit predict` takes the export as it takes the run
+        Image.fromarray(image).save(tmp_path / "odd.png")
+        assert (
+            main(["predict", str(out), str(tmp_path / "odd.png"), "--out", str(tmp_path / "p")])
+            == 0
+        )
+        rows = json.loads((tmp_path / "p" / "predictions.json").read_text())
+        _same_detections(keras_run.detect(image), rows[0]["detections"])
 
 
 def _same_detections(want: list[dict], got: list[dict]) -> None:
@@ -175,3 +183,32 @@ def test_data_inspect_of_a_box_folder_shows_sizes_and_warns_of_low_coverage(tmp_
     assert main(["data", "inspect", str(data), "--positive-iou", "0.95"]) == 0
     warning = capsys.readouterr().out.split("warning: ")[-1]
     assert "below 95%" in warning and "red (" in warning and "blue (" in warning
+
+
+def test_finetune_a_detector_from_a_classifier_keeps_its_batchnorm_statistics(trained, tmp_path,
+                                                                              capsys):  # fmt: skip
+    import resnetkit
+
+    data, _, _ = trained
+    source = tmp_path / "source"
+    assert main(["train", "--model", "resnet8_fast", "--data", "digits", "--epochs", "1",
+                 "--set", "run.report=false", "--run-dir", str(source)]) == 0  # fmt: skip
+    run = tmp_path / "finetuned"
+    argv = ["finetune", "--from", str(source), "--model", "retinanet_resnet8_fast_fpn",
+            "--data", str(data), "--epochs", "2", "--batch-size", "4", "--run-dir", str(run),
+            "--set", "run.report=false"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"fine-tuning from run {source}" in printed and "weights loaded" in printed
+    assert "fine-tuning BatchNorm: frozen (detection keeps" in printed
+    before = {w.path: np.asarray(w.numpy()) for w in resnetkit.load_model(source).weights}
+    backbone = resnetkit.load_model(run).backbone
+    moving = [w for w in backbone.weights if "moving_" in w.path]
+    assert moving and all(w.path in before for w in moving)
+    for w in moving:  # frozen: the classifier's statistics, not the detection images'
+        np.testing.assert_array_equal(np.asarray(w.numpy()), before[w.path], err_msg=w.path)
+    changed = [w.path for w in backbone.weights if w.trainable and w.path in before
+               and not np.array_equal(np.asarray(w.numpy()), before[w.path])]  # fmt: skip
+    assert changed  # the convolutions did train
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["task"] == "detection" and summary["model"] == "retinanet_resnet8_fast_fpn"

@@ -128,14 +128,14 @@ def _is_segmentation_run(path: str) -> bool:
 
 def run_predict(args: argparse.Namespace) -> int:
     from resnetkit.export.artifacts import load_predictor
-    from resnetkit.tasks import saved_task
     from resnetkit.tasks.classify.predictor import expand_paths
 
     paths = expand_paths(args.images)
-    if saved_task(args.model) == "detection":
-        return _predict_boxes(args, paths)
     predictor = load_predictor(args.model, args.runtime)  # a run, .keras or an export
-    if getattr(predictor, "task", "classification") == "segmentation":
+    task = getattr(predictor, "task", "classification")
+    if task == "detection":
+        return _predict_boxes(args, paths, predictor)
+    if task == "segmentation":
         return _predict_masks(args, paths, predictor)
     from resnetkit.tasks.classify.rows import format_table, predict_files, write_rows
 
@@ -169,12 +169,12 @@ def _predict_masks(args: argparse.Namespace, paths: list, predictor) -> int:
     return 1 if failed == len(rows) else 0
 
 
-def _predict_boxes(args: argparse.Namespace, paths: list) -> int:
-    from resnetkit.tasks.detect.predictor import load_box_predictor, predict_boxes
+def _predict_boxes(args: argparse.Namespace, paths: list, predictor) -> int:
+    from resnetkit.tasks.detect.predictor import predict_boxes
 
     if not args.out:
         raise ValueError("a detection model draws its boxes: give --out DIR")
-    rows = predict_boxes(load_box_predictor(args.model), paths, args.out)
+    rows = predict_boxes(predictor, paths, args.out)
     for row in rows:
         if "error" in row:
             print(f"{_shown(row['file'])}: error: {row['error']}", file=sys.stderr)

@@ -22,6 +22,8 @@ trains as carefully as Fashion-MNIST does:
 - **Fine-tuning's BatchNorm** (``finetune.bn_policy=auto``): the trained stages' BatchNorm
   layers learn the new images' statistics when the batch has at least ``BN_TRAIN_BATCH``
   (16) images, and keep the source's below that, where batch statistics are too noisy.
+  A task that says ``frozen_batchnorm`` (detection: torchvision's FrozenBatchNorm2d) keeps
+  them always.
 
 Given ``--epochs`` (or ``--steps``), an epoch is one pass unless
 ``schedule.passes_per_epoch`` says otherwise. The run prints what it chose and why, and its
@@ -193,6 +195,10 @@ def decide(c: Config, task: Task, inputs: Any) -> tuple[Config, list[str]]:
     ft = c.finetune
     if ft.source and ft.bn_policy == "auto" and ft.strategy == "linear":
         ft = replace(ft, bn_policy="frozen")  # a linear probe trains no BatchNorm layer
+    elif ft.source and ft.bn_policy == "auto" and getattr(task, "frozen_batchnorm", False):
+        lines.append(f"fine-tuning BatchNorm: frozen ({task.frozen_batchnorm}; "
+                     "finetune.bn_policy=train overrides)")  # fmt: skip
+        ft = replace(ft, bn_policy="frozen")
     elif ft.source and ft.bn_policy == "auto":
         policy = "train" if batch >= BN_TRAIN_BATCH else "frozen"
         lines.append(

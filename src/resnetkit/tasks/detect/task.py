@@ -132,6 +132,9 @@ class Detection:
 
     name = "detection"
     monitor = "val_anchor_f1"
+    # Fine-tuning keeps a pretrained backbone's BatchNorm statistics, as torchvision's
+    # detectors do: a batch holds few canvases, too few for stable batch statistics.
+    frozen_batchnorm = "detection keeps the backbone's statistics, as torchvision's detectors"
 
     def __init__(self, config):
         self.config = config
