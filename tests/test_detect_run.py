@@ -91,6 +91,12 @@ def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(trained, tmp_path, 
         assert d["category_id"] in (5, 9) and 0 <= x <= x + w <= width and y + h <= height
     pictures = sorted((folder / "samples").glob("*.png"))
     assert len(pictures) == 4 and Image.open(pictures[0]).size[1] in (48, 64)
+    assert Image.open(folder / "pr_curves.png").size[0] > 300
+    assert set(metrics["pr_curves_50"]) == {"red", "blue"}
+    assert all(len(c) == 101 for c in metrics["pr_curves_50"].values())
+    report = (run / "report.html").read_text()
+    for text in ("mAP@0.5", "AP (IoU 0.50:0.95)", "precision against recall", "worst images"):
+        assert text in report, text
 
     capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(data), "--split", "val"]) == 0
@@ -212,3 +218,23 @@ def test_finetune_a_detector_from_a_classifier_keeps_its_batchnorm_statistics(tr
     assert changed  # the convolutions did train
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task"] == "detection" and summary["model"] == "retinanet_resnet8_fast_fpn"
+
+
+def test_the_worst_images_are_those_with_most_missed_and_unmatched_boxes():
+    from resnetkit.data.boxes import BoxSet
+    from resnetkit.tasks.detect.predict import worst_images
+
+    box = np.array([[0, 0, 10, 10]], np.float32)
+    split = BoxSet(["a", "b", "c", "d"], [box, box, np.zeros((0, 4)), box],
+                   [np.array([0]), np.array([0]), np.array([], int), np.array([1])],
+                   [np.zeros(1, bool)] * 4, [(20, 20)] * 4)  # fmt: skip
+
+    def row(category, x=0.0):
+        return {"category_id": category, "bbox": [x, 0.0, 10.0, 10.0], "score": 0.9}
+
+    found = {0: [row(7)],  # right: no error
+             1: [row(7, 6.0), row(8)],  # IoU 4/16 and the wrong class: 1 missed + 2 unmatched
+             2: [row(7)],  # a detection on an empty image: 1 unmatched
+             3: [row(7)]}  # class 1 (id 8) found as id 7: 1 missed + 1 unmatched  # fmt: skip
+    assert worst_images(split, found, [7, 8], count=8) == [1, 3, 2]
+    assert worst_images(split, found, [7, 8], count=1) == [1]

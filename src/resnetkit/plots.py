@@ -36,14 +36,15 @@ def training_curves(history: list[dict], path: str | Path) -> None:
     plt = _pyplot()
     epochs = [row["epoch"] for row in history]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    score = "miou" if any("miou" in row for row in history) else "accuracy"
+    present = {k for row in history for k in row}
+    score = next((k for k in ("miou", "anchor_f1") if k in present), "accuracy")
     for ax, metric in zip(axes[:2], ("loss", score), strict=True):
         for prefix, style in (("", "-"), ("val_", "--")):
             values = [row.get(prefix + metric) for row in history]
             if any(v is not None for v in values):
                 label = "validation" if prefix else "training"
                 ax.plot(epochs, values, style, marker=".", label=label)
-        ax.set_title({"miou": "mean IoU"}.get(metric, metric))
+        ax.set_title({"miou": "mean IoU", "anchor_f1": "anchor F1"}.get(metric, metric))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         if ax.get_lines():
@@ -121,6 +122,26 @@ def reliability_diagram(calibration: dict, path: str | Path, *, title: str = "")
     count_ax.bar(lows, [b["count"] for b in bins], width=width, align="edge", color="grey")
     count_ax.set_xlabel("confidence (top probability)")
     count_ax.set_ylabel("images")
+    save_figure(fig, path)
+
+
+def pr_curves(curves: dict[str, list[float]], aps: dict[str, float | None], path: str | Path,
+              *, title: str = "") -> None:  # fmt: skip
+    """Precision against recall, a line per class (COCOeval's 101 recall points)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    recall = [i / 100 for i in range(101)]
+    for name, precision in curves.items():
+        ap = aps.get(name)
+        ax.plot(recall, precision, label=f"{name} ({'–' if ap is None else f'{ap:.3f}'})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.set_title(title or "precision–recall at IoU 0.5 (AP@0.5 per class)")
+    if curves:
+        ax.legend(fontsize=7, loc="lower left", ncol=2 if len(curves) > 10 else 1)
     save_figure(fig, path)
 
 

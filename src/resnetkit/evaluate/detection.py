@@ -3,14 +3,12 @@ box folder, with the run's canvas, preprocessing, class map and decoding setting
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from resnetkit.data.boxes import from_box_folder
-from resnetkit.files import write_atomic
 
 
 def evaluate_detection(
@@ -25,7 +23,7 @@ def evaluate_detection(
     ``data``; metrics.json and detections.json in ``out`` (default:
     RUN_DIR/evaluation/DATA-SPLIT/)."""
     from resnetkit.evaluate.runs import open_run_split
-    from resnetkit.tasks.detect.task import DetectInputs, Detection
+    from resnetkit.tasks.detect.task import DetectInputs, Detection, write_evaluation
 
     opened = open_run_split(run_dir, data, split, from_box_folder)
     config, model, prep = opened.config, opened.model, opened.prep
@@ -36,10 +34,8 @@ def evaluate_detection(
     scores.update({"model": str(opened.run.path), "data": str(data), "split": opened.split,
                    "images": len(opened.images),
                    "skipped": [f"{b.path}: {b.reason}" for b in opened.source.bad]})  # fmt: skip
-    folder = opened.folder(out)
-    write_atomic(folder / "metrics.json", json.dumps(scores, indent=1))
-    write_atomic(folder / "detections.json", json.dumps(found))
-    return scores, folder
+    write_evaluation(opened.folder(out), scores, found, opened.images, opened.source)
+    return scores, opened.folder(out)
 
 
 def format_detection_scores(scores: dict) -> str:

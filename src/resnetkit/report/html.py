@@ -70,7 +70,12 @@ def render(run: RunDir) -> str:
 
 def _overview(summary: dict, history: list[dict], metrics: dict | None) -> str:
     rows = []
-    if metrics and "miou" in metrics:  # segmentation
+    if metrics and "map" in metrics:  # detection
+        split = metrics.get("split", "test")
+        rows.append((f"{split} mAP (IoU 0.50:0.95)", f"{metrics['map']:.4f}"))
+        rows.append((f"{split} mAP@0.5", f"{metrics['map_50']:.4f}"))
+        rows.append((f"{split} mAP@0.75", f"{metrics['map_75']:.4f}"))
+    elif metrics and "miou" in metrics:  # segmentation
         split = metrics.get("split", "test")
         rows.append((f"{split} mean IoU", f"{metrics['miou']:.4f}"))
         rows.append((f"{split} pixel accuracy", _pct(metrics["pixel_accuracy"])))
@@ -125,6 +130,8 @@ def _section_evaluation(evaluation: Path | None, metrics: dict | None) -> str:
         return "<h2>Evaluation</h2><p class='muted'>No test or validation split was evaluated.</p>"
     if "miou" in metrics:
         return _section_segmentation(evaluation, metrics)
+    if "map" in metrics:
+        return _section_detection(evaluation, metrics)
     split = metrics.get("split", evaluation.name)
     rows = [
         (name, f"{m['precision']:.4f}", f"{m['recall']:.4f}", f"{m['f1']:.4f}", f"{m['support']:,}")
@@ -168,6 +175,36 @@ def _section_segmentation(evaluation: Path, metrics: dict) -> str:
             _img(evaluation / "samples.png", "the first images of the split"),
             "<h3>The worst of them (lowest pixel accuracy)</h3>",
             _img(evaluation / "worst.png", "the images with the lowest pixel accuracy"),
+        ]
+    )
+
+
+def _section_detection(evaluation: Path, metrics: dict) -> str:
+    """COCO's figures per class and size, precision–recall curves, sample and worst images."""
+    at_50 = metrics.get("per_class_ap_50", {})
+    rows = [(name, "–" if ap is None else f"{ap:.4f}",
+             "–" if at_50.get(name) is None else f"{at_50[name]:.4f}")
+            for name, ap in metrics["per_class_ap"].items()]  # fmt: skip
+    sizes = [(size, f"{metrics[f'map_{size}']:.4f}") for size in ("small", "medium", "large")]
+    split = metrics.get("split", evaluation.name)
+    pictures = [_img(p, p.stem) for p in sorted((evaluation / "samples").glob("*.png"))]
+    worst = [_img(p, p.stem) for p in sorted((evaluation / "worst").glob("*.png"))]
+    return "\n".join(
+        [
+            f"<h2>Evaluation on the {_e(split)} split ({metrics['images']:,} images)</h2>",
+            f"<p>pycocotools' COCOeval on {metrics['detections']:,} detections, in each "
+            "image's own pixels; – : a class with no true box in the split.</p>",
+            _table(["class", "AP (IoU 0.50:0.95)", "AP@0.5"], rows),
+            _table(["object size (COCO's areas)", "mAP"], sizes),
+            _img(evaluation / "pr_curves.png", "precision against recall per class, IoU 0.5"),
+            "<h3>Truth (green) | detections of score ≥ 0.3 (red)</h3>",
+            '<div class="figures">',
+            *pictures,
+            "</div>",
+            "<h3>The worst images (most missed and unmatched boxes)</h3>",
+            '<div class="figures">',
+            *worst,
+            "</div>",
         ]
     )
 

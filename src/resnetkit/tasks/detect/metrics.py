@@ -90,7 +90,9 @@ def coco_scores(truth, detections: list[dict], class_names: list[str]) -> dict:
 
     if not detections:  # COCO.loadRes refuses an empty list; nothing detected scores 0
         return {"map": 0.0, "map_50": 0.0, "map_75": 0.0, **dict.fromkeys(AREA_NAMES, 0.0),
-                "per_class_ap": dict.fromkeys(class_names, 0.0), "detections": 0,
+                "per_class_ap": dict.fromkeys(class_names, 0.0),
+                "per_class_ap_50": dict.fromkeys(class_names, 0.0), "pr_curves_50": {},
+                "detections": 0,
                 "summary": "no detections"}  # fmt: skip
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
@@ -102,13 +104,16 @@ def coco_scores(truth, detections: list[dict], class_names: list[str]) -> dict:
     stats = [float(max(v, 0.0)) for v in evaluation.stats]
     # precision: [IoU thresholds, recall points, classes, areas, max detections]
     precision = evaluation.eval["precision"][:, :, :, 0, -1]
-    per_class = {}
+    per_class, per_class_50, curves = {}, {}, {}
     for k, name in enumerate(class_names):
         p = precision[:, :, k]
         per_class[name] = float(np.mean(p[p > -1])) if (p > -1).any() else None
+        if (p[0] > -1).any():  # IoU 0.5: the curve and its AP
+            curves[name] = [round(float(max(v, 0.0)), 4) for v in p[0]]
+            per_class_50[name] = float(np.mean(p[0][p[0] > -1]))
     return {
         "map": stats[0], "map_50": stats[1], "map_75": stats[2],
         **dict(zip(AREA_NAMES, stats[3:6], strict=True)),
-        "mar_100": stats[8], "per_class_ap": per_class, "detections": len(detections),
-        "summary": printed.getvalue(),
+        "mar_100": stats[8], "per_class_ap": per_class, "per_class_ap_50": per_class_50,
+        "pr_curves_50": curves, "detections": len(detections), "summary": printed.getvalue(),
     }  # fmt: skip

@@ -309,8 +309,6 @@ class Detection:
     def evaluate(self, model, inputs: DetectInputs, run: RunDir, batch_size: int) -> None:
         """``evaluation/SPLIT/``: metrics.json (COCOeval), detections.json, and sample
         images with their true and predicted boxes."""
-        from resnetkit.tasks.detect.predict import draw_samples
-
         splits = inputs.source.splits
         name = next((s for s in ("test", "val") if len(splits.get(s) or ())), None)
         if name is None:
@@ -319,9 +317,7 @@ class Detection:
         got.update({"data": self.config.data.source, "split": name, "images": len(splits[name])})
         folder = run.evaluation(name)
         folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / "metrics.json", json.dumps(got, indent=1))
-        write_atomic(folder / "detections.json", json.dumps(found))
-        draw_samples(splits[name], found, inputs.source, folder, count=SAMPLES)
+        write_evaluation(folder, got, found, splits[name], inputs.source)
 
     def data_summary(self, inputs: DetectInputs, bad_files: int) -> dict:
         source = inputs.source
@@ -329,6 +325,18 @@ class Detection:
         counts = {k: source.splits[k].class_counts(source.num_classes) for k in images}
         return {"classes": source.class_names, "counts": counts, "unit": "boxes",
                 "images": images, "bad_files": bad_files}  # fmt: skip
+
+
+def write_evaluation(folder, scores: dict, found: list[dict], split: BoxSet,
+                     source: BoxSource) -> None:  # fmt: skip
+    """metrics.json, detections.json, pr_curves.png, samples/ and worst/ in ``folder``."""
+    from resnetkit.plots import pr_curves
+    from resnetkit.tasks.detect.predict import draw_samples
+
+    write_atomic(folder / "metrics.json", json.dumps(scores, indent=1))
+    write_atomic(folder / "detections.json", json.dumps(found))
+    pr_curves(scores["pr_curves_50"], scores["per_class_ap_50"], folder / "pr_curves.png")
+    draw_samples(split, found, source, folder, count=SAMPLES)
 
 
 def _round_up(value: float, step: int) -> int:
