@@ -166,3 +166,51 @@ def served_predictions(source, files: dict[str, bytes]) -> list[dict]:
         server.service.close()
         thread.join()
     return rows
+
+
+def saved_weights(path) -> dict:
+    """Every weight array of a ``.keras`` file, by its path in the file."""
+    import zipfile
+
+    import h5py
+
+    out = {}
+    with zipfile.ZipFile(path) as z, z.open("model.weights.h5") as f:
+        h5py.File(f, "r").visititems(
+            lambda name, obj: out.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None
+        )
+    return out
+
+
+def assert_killed_run_resumes_exactly(tmp_path, train_args: list[str], kill_after: int = 2):
+    """``resnetkit train TRAIN_ARGS`` run whole, and again killed by SIGKILL once epoch
+    ``kill_after``'s checkpoint exists, then resumed: the two end on equal weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(*args):
+        return [sys.executable, "-m", "resnetkit.cli", "train", *args]
+
+    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}
+    ref = subprocess.run(command(*train_args, "--run-dir", str(tmp_path / "ref")),
+                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert ref.returncode == 0, ref.stderr[-2000:]
+    run = tmp_path / "killed"
+    proc = subprocess.Popen(command(*train_args, "--run-dir", str(run)), env=env,
+                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 240
+    checkpoint = run / "checkpoints" / f"epoch-{kill_after:04d}"
+    while not checkpoint.is_dir() and time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run(command("--resume", str(run)), capture_output=True, text=True,
+                             env=env, timeout=300)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    a, b = saved_weights(tmp_path / "ref" / "model.keras"), saved_weights(run / "model.keras")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -4,28 +4,11 @@ the run directory, evaluation, report, and an exact resume after SIGKILL."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
-from helpers import write_voc
+from helpers import assert_killed_run_resumes_exactly, write_voc
 
 from resnetkit.cli import main
-
-
-def _weights(path) -> dict:
-    import zipfile
-
-    import h5py
-
-    out = {}
-    with zipfile.ZipFile(path) as z, z.open("model.weights.h5") as f:
-        h5py.File(f, "r").visititems(
-            lambda name, obj: out.__setitem__(name, obj[()]) if hasattr(obj, "shape") else None
-        )
-    return out
 
 
 def test_train_a_unet_on_a_voc_folder_and_read_its_run(tmp_path, capsys):
@@ -79,34 +62,11 @@ def test_train_a_unet_on_a_voc_folder_and_read_its_run(tmp_path, capsys):
     assert tuple(logits.shape) == (1, 37, 41, 3)
 
 
-def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "resnetkit.cli", "train", *args]
-
-
 def test_a_killed_segmentation_run_resumes_to_the_same_weights(tmp_path):
     data = write_voc(tmp_path / "voc", count=30)
-    common = ["--model", "unet_resnet8_fast", "--data", str(data), "--epochs", "6",
-              "--batch-size", "4", "--set", "run.report=false"]  # fmt: skip
-    env = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"}
-    ref = subprocess.run(_command(*common, "--run-dir", str(tmp_path / "ref")),
-                         capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
-    assert ref.returncode == 0, ref.stderr[-2000:]
-    run = tmp_path / "killed"
-    proc = subprocess.Popen(_command(*common, "--run-dir", str(run)), env=env,
-                            stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not (run / "checkpoints" / "epoch-0002").is_dir() and time.monotonic() < deadline:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    resumed = subprocess.run(_command("--resume", str(run)), capture_output=True, text=True,
-                             env=env, timeout=300)  # fmt: skip
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = _weights(tmp_path / "ref" / "model.keras"), _weights(run / "model.keras")
-    assert a.keys() == b.keys()
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert_killed_run_resumes_exactly(tmp_path, [
+        "--model", "unet_resnet8_fast", "--data", str(data), "--epochs", "6",
+        "--batch-size", "4", "--set", "run.report=false"])  # fmt: skip
 
 
 def test_fine_tune_a_segmenter_from_a_classification_run(tmp_path, capsys):

@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # the Keras side loads only when a run or .keras file is aske
     from resnetkit.tasks.segment.predictor import MaskPredictor
 
 # What the graph itself does to its input: see export.graph.
-INSIDE = ("none", "normalize", "resize_crop_normalize")
+INSIDE = ("none", "normalize", "resize_crop_normalize", "resize_pad_normalize")
 
 
 @dataclass
@@ -201,14 +201,17 @@ def _box_predictor(artifact: Path, card: dict, names: list[str], run) -> BoxPred
     """A detection export as a ``BoxPredictor``: its outputs found by name."""
     from resnetkit.tasks.detect.predictor import BoxPredictor
 
-    canvas, channels = card["input"]["shape"][2:]
+    channels = card["input"]["shape"][-1]
+    prepares = card["input"]["preprocessing_inside"] != "none"
+    dtype = np.uint8 if prepares else np.float32
 
     def forward(x: np.ndarray) -> dict:
-        got = run(np.asarray(x, np.float32))
+        got = run(np.asarray(x, dtype))
         return {key: _output(got, key) for key in ("boxes", "scores", "classes", "count")}
 
     return BoxPredictor(forward, names, Preprocessing.from_dict(card["preprocessing"]),
-                        int(channels), int(canvas), artifact, runtime=card["runtime"])  # fmt: skip
+                        int(channels), int(card["output"]["canvas"]), artifact,
+                        runtime=card["runtime"], prepares=prepares)  # fmt: skip
 
 
 def _output(outputs: dict, key: str) -> np.ndarray:

@@ -9,11 +9,15 @@ decoding settings.
 
 - Input: the run's canvas (``canvas × canvas``, normalized); the caller resizes each image's
   longer side to the canvas, pads below and right with zeros and divides the boxes by the
-  scale (``BoxPredictor.on_canvas`` does; the model card says so).
-- Parity: the run's validation images through the artifact and through the float32 Keras
-  model (BatchNorm unfolded): every detection must have one of the same class at IoU ≥
-  ``min_iou`` (0.99) and a score within ``tolerance`` (1e-4). Detections whose score is
-  within the tolerance of the score threshold may appear on one side only.
+  scale (``BoxPredictor.on_canvas`` does; the model card says so). With
+  ``--include-preprocessing`` the graph does all of it (``graph.CanvasPreprocessing``):
+  uint8 images of any size in, boxes in their own pixels out.
+- Parity: the run's validation images through the artifact in its runtime and through the
+  float32 Keras model (BatchNorm unfolded), each as ``resnetkit predict`` runs it: every
+  detection must have one of the same class at IoU ≥ ``min_iou`` (0.99) and a score within
+  ``tolerance`` (1e-4). A detection whose score ties another of its class in its image may
+  differ (the order of equal scores is the runtime's); one within the tolerance of the
+  score threshold may appear on one side only.
 - No int8: quantizing scores moves them across the threshold and NMS decisions with them.
 """
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import keras
@@ -65,9 +69,6 @@ def export_detector(
     if quantize is not None:
         raise ValueError(f"--quantize {quantize}: detectors export in float32 only (int8 "
                          "scores cross the score threshold and change NMS decisions)")  # fmt: skip
-    if include_preprocessing:
-        raise ValueError("--include-preprocessing: a detector's input is the padded canvas, "
-                         "which the caller prepares (model_card.json says how)")  # fmt: skip
     out = _checked_request(format, quantize, Path(out), overwrite)
     started = time.perf_counter()
     from resnetkit.tasks import load_model
@@ -82,36 +83,49 @@ def export_detector(
     reference, _ = inference_model(raw, fold=False)
     deploy, fold = inference_model(raw, fold=fold_bn)
     log(f"BatchNorm: {len(fold.folded)} folded into convolutions, {len(fold.kept)} kept")
-    canvas, channels = keras_run.canvas, keras_run.channels
-    graph = _decoded(deploy, canvas, channels, options)
-    checks, description = box_checks(keras_run, data, check_count)
+    canvas, channels, prep = keras_run.canvas, keras_run.channels, keras_run.prep
+    inside = prep if include_preprocessing else None
+    graph = _decoded(deploy, canvas, channels, options, prep=inside)
+    images, description = box_checks(keras_run, data, check_count)
 
     keras_format, filename, runtime = FORMATS[format]
     with staged(out) as stage:
         artifact = stage / filename
         _write_graph(graph, artifact, keras_format, {}, canvas)
-        caller = (f"resize the image's longer side to {canvas} (bilinear), normalize "
-                  f"({keras_run.prep.mode}), pad below and right with zeros to {canvas}×"
-                  f"{canvas}; divide the boxes by the resize scale")  # fmt: skip
-        d = DecodeDetections(**options).detections
-        settings = {k: v for k, v in options.items() if k != "anchors"}
-        output_spec = {"kind": "detections", "classes": keras_run.num_classes,
-                       "boxes": [None, d, 4], "scores": [None, d], "classes_index": [None, d],
-                       "count": [None], "box_format": "x1, y1, x2, y2 in canvas pixels",
-                       "decoding": settings}  # fmt: skip
-        card = card_of(detector, keras_run.prep, keras_run.class_names, _run_dir(source),
-                       source, format, filename, runtime, "none", [None, canvas, canvas,
-                       channels], caller, output_spec, fold, 0, task="detection")  # fmt: skip
+        card = card_of(detector, prep, keras_run.class_names, _run_dir(source), source,
+                       format, filename, runtime,
+                       *_interface(keras_run, options, include_preprocessing), fold, 0,
+                       task="detection")  # fmt: skip
         write_labels(stage, keras_run.class_names)
         write_card(stage, card)
-        expected = _decoded(reference, canvas, channels, options)
-        got = load_artifact(stage)
-        parity = box_parity(got.forward, _keras_forward(expected), checks,
-                            threshold=DecodeDetections(**options).score_threshold,
+        reference = _decoded(reference, canvas, channels, options)
+        expected = replace(keras_run, forward=_keras_forward(reference))
+        threshold = DecodeDetections(**options).score_threshold
+        parity = box_parity(load_artifact(stage), expected, images, threshold=threshold,
                             tolerance=tolerance, min_iou=min_iou)  # fmt: skip
         parity["data"] = description
         finish_card(stage, card, parity, artifact, started, format)
     return ExportResult(out, out / filename, card)
+
+
+def _interface(predictor: BoxPredictor, options: dict, inside: bool) -> tuple:
+    """The card's (preprocessing inside, input shape, what the caller must do, output)."""
+    canvas, channels, prep = predictor.canvas, predictor.channels, predictor.prep
+    if inside:
+        what, shape = "resize_pad_normalize", [None, None, None, channels]
+        caller, where = "nothing: the graph resizes, normalizes and pads", "the image's pixels"
+    else:
+        what, shape, where = "none", [None, canvas, canvas, channels], "canvas pixels"
+        caller = (f"resize the image's longer side to {canvas} (bilinear), normalize "
+                  f"({prep.mode}), pad below and right with zeros to {canvas}×{canvas}; "
+                  "divide the boxes by the resize scale")  # fmt: skip
+    d = DecodeDetections(**options).detections
+    settings = {k: v for k, v in options.items() if k != "anchors"}
+    output = {"kind": "detections", "classes": predictor.num_classes, "canvas": canvas,
+              "boxes": [None, d, 4], "scores": [None, d], "classes_index": [None, d],
+              "count": [None], "box_format": f"x1, y1, x2, y2 in {where}",
+              "decoding": settings}  # fmt: skip
+    return what, shape, caller, output
 
 
 def _run_dir(source: str | Path) -> Path | None:
@@ -121,12 +135,22 @@ def _run_dir(source: str | Path) -> Path | None:
     return path if path.is_dir() and RunDir(path).config.is_file() else None
 
 
-def _decoded(network: keras.Model, canvas: int, channels: int, options: dict) -> keras.Model:
+def _decoded(network: keras.Model, canvas: int, channels: int, options: dict, *,
+             prep=None) -> keras.Model:  # fmt: skip
     """``network`` (image → class logits, box deltas, pyramid levels) with decoding and
-    NMS on top, taking ``canvas × canvas`` images."""
-    image = keras.Input((canvas, canvas, channels), name="image")
-    logits, deltas, *levels = network(image)
-    out = DecodeDetections(name="decode", **options)([image, logits, deltas, *levels])
+    NMS on top: taking ``canvas × canvas`` normalized images, or with ``prep`` uint8 images
+    of any size, boxes in their own pixels."""
+    from resnetkit.export.graph import BoxesToImage, CanvasPreprocessing
+
+    if prep is None:
+        image = x = keras.Input((canvas, canvas, channels), name="image")
+    else:
+        image = keras.Input((None, None, channels), dtype="uint8", name="image")
+        x, scale = CanvasPreprocessing(prep.to_dict(), canvas, channels, name="canvas")(image)
+    logits, deltas, *levels = network(x)
+    out = DecodeDetections(name="decode", **options)([x, logits, deltas, *levels])
+    if prep is not None:
+        out = {**out, "boxes": BoxesToImage(name="to_image")([out["boxes"], scale, image])}
     return keras.Model(image, out, name=f"{network.name}_decoded")
 
 
@@ -135,9 +159,9 @@ def _keras_forward(model: keras.Model) -> Callable[[np.ndarray], dict]:
 
 
 def box_checks(predictor: BoxPredictor, data: str | None, count: int,
-               seed: int = 0) -> tuple[np.ndarray, str]:  # fmt: skip
+               seed: int = 0) -> tuple[list[np.ndarray], str]:  # fmt: skip
     """``count`` validation images (else test images) of the run's data or ``data``, a
-    seeded sample, on the canvas as the network takes them."""
+    seeded sample, as uint8 arrays."""
     from resnetkit.data.boxes import from_box_folder
     from resnetkit.evaluate.runs import read_run_data
 
@@ -148,8 +172,8 @@ def box_checks(predictor: BoxPredictor, data: str | None, count: int,
     source, name, root = read_run_data(run_dir, data, from_box_folder, prefer=("val", "test"))
     split = source.splits[name]
     index = np.sort(np.random.default_rng(seed).permutation(len(split))[:count])
-    x = np.stack([predictor.on_canvas(predictor.decode(split.images[i]))[0] for i in index])
-    return x, f"{root}: {len(x)} images of the {name} split (seeded sample)"
+    images = [predictor.decode(split.images[i]) for i in index]
+    return images, f"{root}: {len(images)} images of the {name} split (seeded sample)"
 
 
 @dataclass
@@ -185,29 +209,27 @@ class Matching:
                     self.unmatched += 1
 
 
-def box_parity(got: Callable, want: Callable, x: np.ndarray, *, threshold: float,
-               tolerance: float, min_iou: float, batch: int = 8) -> dict:  # fmt: skip
-    """The artifact's detections (``got``) against the Keras model's (``want``) on the
-    canvases ``x``: figures and a verdict (``passed``)."""
+def box_parity(got: BoxPredictor, want: BoxPredictor, images: list[np.ndarray], *,
+               threshold: float, tolerance: float, min_iou: float) -> dict:  # fmt: skip
+    """The artifact's detections (``got``) against the Keras model's (``want``) on
+    ``images``, each in its own pixels: figures and a verdict (``passed``)."""
     m = Matching()
-    for i in range(0, len(x), batch):
-        g, w = got(x[i : i + batch]), want(x[i : i + batch])
-        for row in range(len(w["count"])):
-            m.add(_rows(w, row), _rows(g, row), threshold=threshold, tolerance=tolerance,
-                  min_iou=min_iou)  # fmt: skip
+    for image in images:
+        m.add(detection_rows(want.detect(image)), detection_rows(got.detect(image)),
+              threshold=threshold, tolerance=tolerance, min_iou=min_iou)  # fmt: skip
     passed = m.unmatched == 0
     verdict = (
         f"{m.matched} detections matched (worst IoU {m.worst_iou:.4f}, worst score "
         f"difference {m.worst_score:.1e}), {m.tied} tied, {m.unmatched} unmatched"
     )
     reference = "the run's Keras model in float32, BatchNorm unfolded"
-    return {"images": len(x), "reference": reference, **asdict(m), "min_iou": min_iou,
+    return {"images": len(images), "reference": reference, **asdict(m), "min_iou": min_iou,
             "tolerance": tolerance, "max_score_diff": m.worst_score, "passed": bool(passed),
             "verdict": verdict}  # fmt: skip
 
 
-def _rows(found: dict, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = int(found["count"][row])
-    return (np.asarray(found["boxes"][row, :n], np.float32),
-            np.asarray(found["scores"][row, :n], np.float32),
-            np.asarray(found["classes"][row, :n]))  # fmt: skip
+def detection_rows(found: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``BoxPredictor`` detections as (boxes, scores, class indices) arrays."""
+    return (np.array([d["box"] for d in found], np.float32).reshape(-1, 4),
+            np.array([d["score"] for d in found], np.float32),
+            np.array([d["class_index"] for d in found], np.int64))  # fmt: skip

@@ -95,3 +95,51 @@ def with_preprocessing(
         prep.to_dict(), channels, resize=resize, max_pixels=max_pixels, name="preprocessing"
     )
     return keras.Model(inputs, model(layer(inputs)), name=f"{model.name}_uint8")
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class CanvasPreprocessing(keras.layers.Layer):
+    """uint8 images (a batch of one size) → ``(canvases, scale)`` as a detection run feeds
+    its network (``tasks/detect/pipeline.py``): the longer side resized to ``canvas``
+    (bilinear), normalized, padded below and right with zeros; the scale maps canvas pixels
+    back to the images' own (divide by it)."""
+
+    def __init__(self, preprocessing: dict, canvas: int, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.preprocessing = dict(preprocessing)
+        self.prep = Preprocessing.from_dict(self.preprocessing)
+        self.canvas = int(canvas)
+        self.channels = int(channels)
+
+    def call(self, images):
+        hw = tf.cast(tf.shape(images)[1:3], tf.float32)
+        scale = self.canvas / tf.reduce_max(hw)
+        new = tf.maximum(tf.cast(tf.round(hw * scale), tf.int32), 1)
+        x = normalize(tf.image.resize(tf.cast(images, tf.float32), new, method="bilinear"),
+                      self.prep)  # fmt: skip
+        x = tf.pad(x, [[0, 0], [0, self.canvas - new[0]], [0, self.canvas - new[1]], [0, 0]])
+        x = tf.reshape(x, [-1, self.canvas, self.canvas, self.channels])
+        return x, tf.fill(tf.shape(images)[:1], scale)
+
+    def compute_output_spec(self, images):
+        n = images.shape[0]
+        return (keras.KerasTensor((n, self.canvas, self.canvas, self.channels), "float32"),
+                keras.KerasTensor((n,), "float32"))  # fmt: skip
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "preprocessing": self.preprocessing,
+                "canvas": self.canvas, "channels": self.channels}  # fmt: skip
+
+
+@keras.saving.register_keras_serializable(package="resnetkit")
+class BoxesToImage(keras.layers.Layer):
+    """``[boxes on the canvas, scale, images]`` → the boxes in the images' own pixels."""
+
+    def call(self, inputs):
+        boxes, scale, images = inputs
+        hw = tf.cast(tf.shape(images)[1:3], tf.float32)
+        limit = tf.stack([hw[1], hw[0], hw[1], hw[0]])
+        return tf.clip_by_value(boxes / scale[:, None, None], 0.0, limit)
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs[0].shape, "float32")

@@ -34,6 +34,7 @@ class BoxPredictor:
     path: Path
     task: str = "detection"
     runtime: str = "keras"
+    prepares: bool = False  # the graph resizes, normalizes and pads (uint8 in, own pixels out)
 
     @property
     def num_classes(self) -> int:
@@ -58,20 +59,30 @@ class BoxPredictor:
         return self.predict_arrays([image])[0]
 
     def predict_arrays(self, images: list[np.ndarray], *, batch_size: int = 8) -> list[list]:
-        """Each uint8 image's detections (as ``detect``), ``batch_size`` canvases a pass."""
+        """Each uint8 image's detections (as ``detect``), ``batch_size`` canvases a pass
+        (one image a pass when the graph resizes: sizes differ)."""
         out = []
+        if self.prepares:
+            for image in images:
+                out += self._rows(self.forward(image[None]), [image], [1.0])
+            return out
         for start in range(0, len(images), batch_size):
             chunk = images[start : start + batch_size]
             prepared = [self.on_canvas(image) for image in chunk]
             got = self.forward(np.stack([x for x, _ in prepared]))
-            for row, (image, (_, scale)) in enumerate(zip(chunk, prepared, strict=True)):
-                h, w = image.shape[:2]
-                n = int(got["count"][row])
-                boxes = np.clip(got["boxes"][row, :n] / scale, 0, [w, h, w, h])
-                out.append([{"box": [round(float(v), 2) for v in b], "score": round(float(s), 5),
-                             "class": self.class_names[int(k)], "class_index": int(k)}
-                            for b, s, k in zip(boxes, got["scores"][row, :n],
-                                               got["classes"][row, :n], strict=True)])  # fmt: skip
+            out += self._rows(got, chunk, [scale for _, scale in prepared])
+        return out
+
+    def _rows(self, got: dict, images: list[np.ndarray], scales: list[float]) -> list[list]:
+        out = []
+        for row, (image, scale) in enumerate(zip(images, scales, strict=True)):
+            h, w = image.shape[:2]
+            n = int(got["count"][row])
+            boxes = np.clip(got["boxes"][row, :n] / scale, 0, [w, h, w, h])
+            out.append([{"box": [round(float(v), 2) for v in b], "score": round(float(s), 5),
+                         "class": self.class_names[int(k)], "class_index": int(k)}
+                        for b, s, k in zip(boxes, got["scores"][row, :n],
+                                           got["classes"][row, :n], strict=True)])  # fmt: skip
         return out
 
 
