@@ -125,8 +125,9 @@ def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(trained, tmp_path, 
         assert 0 <= x1 <= x2 <= 91 and 0 <= y1 <= y2 <= 37 and d["class"] in ("red", "blue")
 
 
-@pytest.mark.parametrize("format, inside", [("savedmodel", False), ("onnx", True),
-                                            ("litert", True), ("keras", False)])  # fmt: skip
+@pytest.mark.parametrize("format, inside", [
+    pytest.param("savedmodel", False, marks=pytest.mark.slow),  # the .keras case's graph
+    ("onnx", True), ("litert", True), ("keras", False)])  # fmt: skip
 def test_exported_detectors_decode_and_suppress_inside_and_match_keras(
     trained, tmp_path, format, inside, capsys
 ):

@@ -156,6 +156,7 @@ def _two_stage_on_a_folder(tmp_path, weights, arch, classes, *extra):
     _check_run(tmp_path / "run", len(classes))
 
 
+@pytest.mark.slow  # two-stage is run by default from safetensors; this is the .h5 reader's run
 def test_two_stage_from_a_generated_keras_applications_h5(tmp_path):
     reference = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3))
     fill_weights(reference, seed=1)

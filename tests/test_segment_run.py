@@ -63,9 +63,9 @@ def test_train_a_unet_on_a_voc_folder_and_read_its_run(tmp_path, capsys):
 
 
 def test_a_killed_segmentation_run_resumes_to_the_same_weights(tmp_path):
-    data = write_voc(tmp_path / "voc", count=30)
+    data = write_voc(tmp_path / "voc", count=20)
     assert_killed_run_resumes_exactly(tmp_path, [
-        "--model", "unet_resnet8_fast", "--data", str(data), "--epochs", "6",
+        "--model", "unet_resnet8_fast", "--data", str(data), "--epochs", "4",
         "--batch-size", "4", "--set", "run.report=false"])  # fmt: skip
 
 

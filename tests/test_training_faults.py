@@ -127,7 +127,7 @@ def test_sigkill_at_random_moments_then_resume_gives_the_same_weights(reference)
     def saved() -> list[str]:
         return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
-    plans = ["during-write", "random", "during-write", "random"]
+    plans = ["during-write", "random"]
     for i, plan in enumerate(plans):
         args = ("--resume", str(run)) if i else ("--config", str(reference / "config.yaml"))
         args = (*args,) if i else (*args, "--run-dir", str(run))
@@ -204,6 +204,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # three processes; every default test runs one
 def test_two_workers_on_localhost_match_a_single_process(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(
