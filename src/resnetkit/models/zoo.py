@@ -35,19 +35,23 @@ __all__ = ["ZooEntry", "measure", "write_table", "zoo_table"]
 def measure(name: str) -> ZooEntry:
     """Build ``name`` at its default size and measure it."""
     spec = VARIANTS[name]
-    model = ResNet(name)
+    return measured(ResNet(name), name, spec.family, spec.num_classes, spec.description)
+
+
+def measured(model, name: str, family: str, num_classes: int, description: str) -> ZooEntry:
+    """The table entry of a built model (any task's) at its input size; the Keras session
+    is cleared after, so that measuring every model holds one at a time."""
     trainable, total = count_params(model)
     entry = ZooEntry(
         name=name,
-        family=spec.family,
+        family=family,
         trainable_params=trainable,
         total_params=total,
         gmacs=count_macs(model).macs / 1e9,
-        input_size=tuple(model.input_shape[1:]),
-        num_classes=spec.num_classes,
-        description=spec.description,
+        input_size=tuple(int(d) for d in model.input_shape[1:]),
+        num_classes=num_classes,
+        description=description,
     )
-    del model
     keras.backend.clear_session()
     return entry
 

@@ -15,10 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import keras
-
-from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS
+from resnetkit.models.zoo import measured
 from resnetkit.tasks.detect.model import backbone_of, create_detector, list_detectors
 from resnetkit.tasks.detect.task import pyramid_width
 from resnetkit.zoo_table import (
@@ -44,21 +42,8 @@ def measure(name: str) -> ZooEntry:
     channels, _ = pyramid_width(name, None)
     model = create_detector(name, num_classes=NUM_CLASSES, input_shape=(size, size, 3),
                             channels=channels)  # fmt: skip
-    trainable, total = count_params(model)
-    entry = ZooEntry(
-        name=name,
-        family="retinanet",
-        trainable_params=trainable,
-        total_params=total,
-        gmacs=count_macs(model).macs / 1e9,
-        input_size=(size, size, 3),
-        num_classes=NUM_CLASSES,
-        description=f"RetinaNet, {backbone} backbone, {len(model.level_names)}-level "
-        f"{channels}-channel FPN",
-    )
-    del model
-    keras.backend.clear_session()
-    return entry
+    about = f"RetinaNet, {backbone} backbone, {len(model.level_names)}-level {channels}-channel FPN"
+    return measured(model, name, "retinanet", NUM_CLASSES, about)
 
 
 def write_table(path: str | Path | None = None) -> Path:

@@ -14,10 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import keras
-
-from resnetkit.models.flops import count_macs, count_params
 from resnetkit.models.variants import VARIANTS
+from resnetkit.models.zoo import measured
 from resnetkit.tasks.segment.model import HEADS, create_segmenter, list_segmenters, split_name
 from resnetkit.zoo_table import (
     SEGMENTATION_TABLE,
@@ -41,21 +39,8 @@ def measure(name: str) -> ZooEntry:
     head, backbone = split_name(name)
     size = default_size(backbone)
     model = create_segmenter(name, num_classes=NUM_CLASSES, input_shape=(size, size, 3))
-    trainable, total = count_params(model)
-    entry = ZooEntry(
-        name=name,
-        family=head,
-        trainable_params=trainable,
-        total_params=total,
-        gmacs=count_macs(model).macs / 1e9,
-        input_size=(size, size, 3),
-        num_classes=NUM_CLASSES,
-        description=f"{HEADS[head].description}; {backbone} backbone at output stride "
-        f"{model.output_stride}",
-    )
-    del model
-    keras.backend.clear_session()
-    return entry
+    about = f"{HEADS[head].description}; {backbone} backbone at output stride {model.output_stride}"
+    return measured(model, name, head, NUM_CLASSES, about)
 
 
 def write_table(path: str | Path | None = None) -> Path:
