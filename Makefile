@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 
 INTEROP_VENV ?= .venv-interop
 
-.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed bench-segmentation bench-segmentation-speed test-slow lint format clean data-deps docs
+.PHONY: demo test test-browser test-interop test-load bench-pipeline bench-transfer bench-speed bench-segmentation bench-segmentation-speed bench-detection bench-detection-speed test-slow lint format clean data-deps docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +107,14 @@ $(INTEROP_VENV)/.installed-keras-hub: | $(INTEROP_VENV)/.installed
 # Segmentation training speed against torchvision's and keras-hub's DeepLab.
 bench-segmentation-speed: $(INTEROP_VENV)/.installed-keras-hub
 	$(INTEROP_VENV)/bin/python benchmarks/segmentation_speed.py
+
+# Detection on box scenes built from Fashion-MNIST: backbones, fine-tuning against scratch.
+bench-detection: $(VENV)/.installed data-deps
+	$(BIN)/python benchmarks/detection.py
+
+# Detection training and exported inference speed against torchvision's and keras-hub's RetinaNet.
+bench-detection-speed: $(INTEROP_VENV)/.installed-bench $(INTEROP_VENV)/.installed-keras-hub data-deps
+	$(INTEROP_VENV)/bin/python benchmarks/detection_speed.py
 
 # The tables of measured figures in README.md and docs/, regenerated from benchmarks/results.
 docs: $(VENV)/.installed

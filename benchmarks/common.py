@@ -37,3 +37,13 @@ def isa_tag() -> str:
             return "amx"
         return "avx512bf16" if "avx512_bf16" in flags else "bf16"
     return "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else platform.machine()
+
+
+def peer_version(package: str) -> str | None:
+    """The installed version of a peer library, None where it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package.replace("_", "-"))
+    except PackageNotFoundError:
+        return None

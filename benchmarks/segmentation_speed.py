@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import hardware, isa_tag, versions
+from common import hardware, isa_tag, peer_version, versions
 from speed import add_process_arguments, median_rate, rss, spawn, timing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,15 +155,6 @@ def summarize(results: dict) -> dict:
                      "ratio": round(ours / theirs[best], 3), "goal": 1.0,
                      "met": ours >= theirs[best]}  # fmt: skip
     return out
-
-
-def peer_version(package: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package.replace("_", "-"))
-    except PackageNotFoundError:
-        return None
 
 
 def main() -> int:

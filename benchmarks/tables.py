@@ -384,6 +384,77 @@ def segmentation_speed_table(results: Path, arg: str) -> str:
     return "\n\n".join(parts)
 
 
+# --- detection --------------------------------------------------------------------------------
+
+
+@table("detection")
+def detection_table(results: Path, arg: str) -> str:
+    """benchmarks/detection.py: ARG "coverage", "backbones" or "transfer"."""
+    d = load(results, "detection.json")
+    head = (
+        f"Measured {d['date']} on {machine(d['hardware'])}: {d['steps']} steps at batch "
+        f"{d['batch']} per run, `{d['command']}`."
+    )
+    if arg == "coverage":
+        c = d["coverage"]
+        body = [[k, pct(c["chosen_per_class"][k]), pct(c["torchvision_per_class"][k])]
+                for k in c["chosen_per_class"]]  # fmt: skip
+        body.append(["**all**", f"**{pct(c['chosen'])}**", f"**{pct(c['torchvision'])}**"])
+        sizes = ", ".join(f"{s:g}" for s in c["chosen_smallest_anchors"])
+        header = ["class", f"chosen anchors ({sizes} px)", "torchvision's (32 … 512 px)"]
+        return "\n".join([
+            f"{head} Anchor coverage at IoU ≥ 0.5 of the {c['boxes']:,} training boxes on the "
+            f"{c['canvas']}-pixel canvas of `{c['model']}`:", "", *rows(header, body)])  # fmt: skip
+    if arg == "backbones":
+        body = [[f"`{r['model']}`", f"{r['val_map']:.3f}", f"{r['val_map_50']:.3f}",
+                 num(r["train_images_per_s"], 1), f"{r['seconds'] / 60:.1f}"]
+                for r in d["backbones"]]  # fmt: skip
+        header = ["model", "val mAP", "val mAP@0.5", "training images/s", "minutes"]
+        return "\n".join([f"{head} {d['backbones'][0]['train_scenes']:,} training scenes; "
+                          "COCO mAP by pycocotools.", "", *rows(header, body)])  # fmt: skip
+    by = {}
+    for r in d["transfer"]:
+        by.setdefault(r["train_scenes"], {}).setdefault(r["kind"], []).append(r["val_map"])
+    body = []
+    for count, kinds in sorted(by.items()):
+        if not {"scratch", "finetune"} <= set(kinds):
+            continue
+        med = {k: statistics.median(v) for k, v in kinds.items()}
+        cells = [f"{med[k]:.3f} ({min(kinds[k]):.3f}–{max(kinds[k]):.3f})"
+                 for k in ("scratch", "finetune")]  # fmt: skip
+        body.append([f"{count:,}", *cells, f"{med['finetune'] - med['scratch']:+.3f}",
+                     len(kinds["scratch"])])  # fmt: skip
+    header = ["training scenes", "from scratch: median (range)", "fine-tuned: median (range)",
+              "fine-tuned − scratch", "seeds"]  # fmt: skip
+    model = d["transfer"][0]["model"] if d["transfer"] else "?"
+    return "\n".join([f"{head} `{model}`; validation COCO mAP of each run.", "",
+                      *rows(header, body)])  # fmt: skip
+
+
+@table("detection-speed")
+def detection_speed_table(results: Path, arg: str) -> str:
+    """benchmarks/detection_speed.py: one table per detection-speed-<isa>.json."""
+    parts = []
+    for path in sorted(results.glob("detection-speed-*.json")):
+        d = json.loads(path.read_text())
+        st = d["settings"]
+        body = []
+        for what, s in d["summary"].items():
+            if "latency_ms" in s:
+                ours, theirs = f"{s['latency_ms']:.0f} ms", f"{s['peer_latency_ms']:.0f} ms"
+            else:
+                ours = f"{s['resnetkit']:.2f} img/s"
+                theirs = f"{s['peer_images_per_second']:.2f} img/s"
+            body.append([what, ours, s["peer"], theirs, f"{s['ratio']:.2f}×",
+                         f"{s['goal']:g}×", "yes" if s["met"] else "**no**"])  # fmt: skip
+        header = ["measure", "resnetkit", "peer", "peer's", "ratio", "goal", "met"]
+        parts.append("\n".join([
+            f"Measured {d['date']} on {machine(d['hardware'])}: `retinanet_resnet50_fpn`, "
+            f"{st['size']}×{st['size']}, training batch {st['batch']}, inference batch 1, "
+            f"{st['classes']} classes; `{path.name}`.", "", *rows(header, body)]))  # fmt: skip
+    return "\n\n".join(parts)
+
+
 # --- export and serve -----------------------------------------------------------------------
 
 FORMATS = {"savedmodel": "SavedModel", "onnx": "ONNX", "litert": "LiteRT float32"}

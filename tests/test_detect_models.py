@@ -178,3 +178,26 @@ def test_decoding_a_batch_keeps_each_images_own_best_and_suppresses_within_it():
     np.testing.assert_allclose(out["boxes"][1, 0], [16, 16, 32, 32], atol=1e-5)
     np.testing.assert_array_equal(out["classes"], [[0, -1, -1], [0, 0, 0], [-1, -1, -1]])
     assert not np.asarray(out["boxes"][2]).any() and not np.asarray(out["scores"][2]).any()
+
+
+def test_parity_excuses_what_the_per_image_cap_cuts_and_nothing_else():
+    from resnetkit.export.detection import Matching
+
+    def rows(boxes, scores):
+        return (np.array(boxes, np.float32), np.array(scores, np.float32), np.zeros(len(scores)))
+
+    kept = [[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]
+    a = rows(kept, [0.9, 0.5, 0.20001])
+    # Near-equal last scores: the other runtime kept another box at the cap of three.
+    b = rows([*kept[:2], [60, 60, 70, 70]], [0.9, 0.5, 0.20003])
+    options = {"threshold": 0.05, "tolerance": 1e-4, "min_iou": 0.99}
+    m = Matching()
+    m.add(a, b, keep=3, **options)
+    assert (m.matched, m.borderline, m.unmatched) == (2, 2, 0)
+    uncapped = Matching()
+    uncapped.add(a, b, **options)
+    assert uncapped.unmatched == 2
+    # Below the cap a missing detection is a failure, whatever its score.
+    short = Matching()
+    short.add(a, rows(kept[:2], [0.9, 0.5]), keep=4, **options)
+    assert short.unmatched == 1

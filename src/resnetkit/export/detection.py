@@ -100,9 +100,10 @@ def export_detector(
         write_card(stage, card)
         reference = _decoded(reference, canvas, channels, options)
         expected = replace(keras_run, forward=_keras_forward(reference))
-        threshold = DecodeDetections(**options).score_threshold
-        parity = box_parity(load_artifact(stage), expected, images, threshold=threshold,
-                            tolerance=tolerance, min_iou=min_iou)  # fmt: skip
+        decode = DecodeDetections(**options)
+        parity = box_parity(load_artifact(stage), expected, images,
+                            threshold=decode.score_threshold, tolerance=tolerance,
+                            min_iou=min_iou, keep=decode.detections)  # fmt: skip
         parity["data"] = description
         finish_card(stage, card, parity, artifact, started, format)
     return ExportResult(out, out / filename, card)
@@ -182,15 +183,20 @@ class Matching:
 
     matched: int = 0  # same class, IoU ≥ min_iou, score within the tolerance
     tied: int = 0  # score equal to another of its class in its image: order is the runtime's
-    borderline: int = 0  # score within the tolerance of the threshold: may be on one side only
+    # Score within the tolerance of the threshold, or of the last detection kept where an
+    # image has as many as the model keeps: may be on one side only.
+    borderline: int = 0
     unmatched: int = 0
     worst_iou: float = 1.0
     worst_score: float = 0.0
 
-    def add(self, a: tuple, b: tuple, *, threshold: float, tolerance: float,
-            min_iou: float) -> None:  # fmt: skip
-        """Compare one image's detections ``a`` and ``b`` (boxes, scores, classes) both ways."""
+    def add(self, a: tuple, b: tuple, *, threshold: float, tolerance: float, min_iou: float,
+            keep: int | None = None) -> None:  # fmt: skip
+        """Compare one image's detections ``a`` and ``b`` (boxes, scores, classes) both ways;
+        ``keep``: the most detections the model returns per image."""
         for side, other in ((a, b), (b, a)):
+            full = keep is not None and len(other[1]) >= keep
+            cut = float(other[1].min()) if full else threshold
             for box, score, k in zip(*side, strict=True):
                 same = other[2] == k
                 overlap = iou(box[None], other[0][same])[0] if same.any() else np.zeros(1)
@@ -203,20 +209,21 @@ class Matching:
                     self.worst_score = max(self.worst_score, diff)
                 elif twins > 1:
                     self.tied += 1
-                elif abs(score - threshold) <= tolerance:
+                elif abs(score - threshold) <= tolerance or score <= cut + tolerance:
                     self.borderline += 1
                 else:
                     self.unmatched += 1
 
 
 def box_parity(got: BoxPredictor, want: BoxPredictor, images: list[np.ndarray], *,
-               threshold: float, tolerance: float, min_iou: float) -> dict:  # fmt: skip
+               threshold: float, tolerance: float, min_iou: float,
+               keep: int | None = None) -> dict:  # fmt: skip
     """The artifact's detections (``got``) against the Keras model's (``want``) on
     ``images``, each in its own pixels: figures and a verdict (``passed``)."""
     m = Matching()
     for image in images:
         m.add(detection_rows(want.detect(image)), detection_rows(got.detect(image)),
-              threshold=threshold, tolerance=tolerance, min_iou=min_iou)  # fmt: skip
+              threshold=threshold, tolerance=tolerance, min_iou=min_iou, keep=keep)  # fmt: skip
     passed = m.unmatched == 0
     verdict = (
         f"{m.matched} detections matched (worst IoU {m.worst_iou:.4f}, worst score "
