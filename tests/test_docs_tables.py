@@ -72,6 +72,10 @@ def test_every_result_file_is_shown_somewhere():
         wanted |= {"segmentation:strides", "segmentation:transfer"}
     if any(results.glob("segmentation-speed-*.json")):
         wanted.add("segmentation-speed")
+    if (results / "detection.json").exists():
+        wanted |= {"detection:coverage", "detection:backbones", "detection:transfer"}
+    if any(results.glob("detection-speed-*.json")):
+        wanted.add("detection-speed")
     assert wanted - specs == set(), "results no doc shows"
     assert {s.partition(":")[0] for s in specs} <= set(tables.TABLES)
 

@@ -109,3 +109,21 @@ def test_every_recipe_loads_and_opens_with_its_command(path):
     load_config(path)
     header = [line for line in path.read_text().splitlines() if line.startswith("#")]
     assert any(line.lstrip("# ").startswith("resnetkit train --config configs/") for line in header)
+
+
+def test_a_detector_starts_from_its_tasks_defaults_under_every_flag_and_file(tmp_path):
+    from resnetkit.transfer import finetune_config
+
+    detector = "model.name=retinanet_resnet8_fast_fpn"
+    c = load_config(None, [detector])
+    assert (c.optim.lr, c.optim.weight_decay, c.optim.clipnorm) == (0.04, 1e-4, 35.0)
+    assert c.schedule.warmup_epochs == 1
+    assert load_config(None, [detector, "optim.lr=0.5"]).optim.lr == 0.5
+    file = tmp_path / "c.yaml"
+    file.write_text("optim:\n  clipnorm: 10\n")
+    assert load_config(file, [detector]).optim.clipnorm == 10
+    # Fine-tuning's own defaults lie over the task's; classifiers keep the plain defaults.
+    ft = finetune_config("runs/source", overrides=[detector])
+    assert (ft.optim.lr, ft.optim.clipnorm, ft.schedule.warmup_epochs) == (0.01, 35.0, 0)
+    plain = load_config(None, ["model.name=resnet20"])
+    assert (plain.optim.lr, plain.optim.clipnorm) == (Config().optim.lr, None)

@@ -24,6 +24,20 @@ if TYPE_CHECKING:  # base.py imports Keras; the registry of names does not need 
     from resnetkit.tasks.base import Task
 
 TASKS = ("classification", "segmentation", "detection")  # the values of the config's ``task`` key
+# A task's own defaults (``key=value``), under any preset, config file and flag. Detection
+# takes its optimizer settings from the RetinaNet references: torchvision's weight decay, a
+# warm-up, mmdetection's clipping of the global gradient norm, and half torchvision's rate
+# (0.01 at batch 16, linear in the batch) since these runs warm up for an epoch, not 1,000
+# steps; SGD at classification's rate and no warm-up diverges in the first epoch.
+TASK_PRESETS = {
+    "detection": (
+        "optim.lr=0.04",
+        "optim.weight_decay=1e-4",
+        "optim.clipnorm=35",
+        "schedule.warmup_epochs=1",
+    ),
+}
+TASK_PRESET_REASONS = {"detection": "the RetinaNet references' optimizer"}
 MODEL_MODULES = (
     "resnetkit.models",
     "resnetkit.tasks.segment.model",

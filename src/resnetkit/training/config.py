@@ -234,12 +234,15 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def load_config(
     path: str | Path | None = None, overrides: list[str] = (), preset: list[str] = ()
 ) -> Config:
-    """Defaults, then ``preset`` (``key=value``, e.g. fine-tuning's own defaults), then the
-    YAML file (if any), then ``key=value`` overrides; all checked.
+    """Defaults, then the model's task's defaults (``resnetkit.tasks.TASK_PRESETS``), then
+    ``preset`` (``key=value``, e.g. fine-tuning's own defaults), then the YAML file (if any),
+    then ``key=value`` overrides; all checked.
 
     A file's top-level ``recipe`` mapping (what a shipped recipe records about itself: its
     command and result, ``resnetkit recipes``) describes the file and is not config.
     """
+    from resnetkit.tasks import TASK_PRESETS, task_of
+
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -250,9 +253,17 @@ def load_config(
         if not isinstance(data, dict):
             raise ValueError(f"{path}: a config file must be a mapping of sections")
         data.pop("recipe", None)
-    data = _merge(apply_overrides({}, list(preset)), data)
-    base = to_dict(from_dict(Config, data))
-    return from_dict(Config, apply_overrides(base, list(overrides)))
+    config = _layered(data, list(preset), list(overrides))
+    task = task_of(config.model.name)
+    if task not in TASK_PRESETS:
+        return config
+    return _layered(data, [*TASK_PRESETS[task], *preset], list(overrides))
+
+
+def _layered(data: dict, preset: list[str], overrides: list[str]) -> Config:
+    """The defaults, ``preset``, the file's ``data`` and ``overrides``, in that order."""
+    base = to_dict(from_dict(Config, _merge(apply_overrides({}, preset), data)))
+    return from_dict(Config, apply_overrides(base, overrides))
 
 
 def _merge(base: dict, top: dict) -> dict:

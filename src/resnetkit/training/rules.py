@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from resnetkit.data.augment import MIN_CROP_PIXELS, SMALL_IMAGE
+from resnetkit.tasks import TASK_PRESET_REASONS, TASK_PRESETS
 
 if TYPE_CHECKING:
     from resnetkit.tasks.base import Task
@@ -187,6 +188,9 @@ def decide(c: Config, task: Task, inputs: Any) -> tuple[Config, list[str]]:
         length.describe(n, batch),
         augment_line,
     ]
+    if c.task in TASK_PRESETS:
+        lines.append(f"{c.task} defaults: {', '.join(TASK_PRESETS[c.task])} "
+                     f"({TASK_PRESET_REASONS[c.task]}; --set overrides)")  # fmt: skip
     if s.steps is None and s.epochs is not None and length.steps < rule_steps(n):
         lines.insert(2, (
             f"note: {length.steps:,} steps is fewer than the {rule_steps(n):,} the step "

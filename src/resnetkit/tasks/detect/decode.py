@@ -75,43 +75,30 @@ class DecodeDetections(keras.layers.Layer):
         return tf.reshape(shifts + base[None], [-1, 4])
 
     def _nms(self, boxes, scores, labels):
-        """Per image and class NMS as one ``non_max_suppression_padded`` over the batch:
-        each (image, class) pair is moved to its own coordinate range, so no two of them
-        overlap (torchvision's ``batched_nms`` trick, over images too). One op and no loop
-        over images: ONNX (NonMaxSuppression) and LiteRT (NON_MAX_SUPPRESSION_V5) take it
-        as it is, where a ``map_fn`` over images becomes a Loop that onnxruntime rejects."""
+        """Per image and class NMS as one batched ``non_max_suppression_padded``: within an
+        image each class is moved to its own coordinate range, so no two classes overlap
+        (torchvision's ``batched_nms`` trick), and the op suppresses each image's boxes
+        apart from the others'. One op and no loop over images: ONNX and LiteRT take it as
+        it is, where a ``map_fn`` over images becomes a Loop that onnxruntime rejects; and
+        its work grows with the batch, not with its square, as one NMS over the boxes of
+        every image would."""
         import tensorflow as tf
 
-        batch, candidates = tf.shape(boxes)[0], tf.shape(boxes)[1]
-        classes = tf.reduce_max(labels) + 1
-        image = tf.repeat(tf.range(batch)[:, None], candidates, axis=1)
-        group = tf.cast(image * classes + labels, tf.float32)
-        moved = boxes + (group * (tf.reduce_max(boxes) + 1))[..., None]
-        total = batch * candidates
-        keep, n = tf.image.non_max_suppression_padded(
-            tf.reshape(moved, [-1, 4]), tf.reshape(scores, [-1]), total,
-            iou_threshold=self.nms_iou, score_threshold=self.score_threshold,
-            pad_to_max_output_size=True,
-        )  # fmt: skip
-        # Each image's kept boxes, best first: sorted by (image, NMS rank), gathered.
+        offset = tf.cast(labels, tf.float32) * (tf.reduce_max(boxes) + 1)
         d = self.detections
-        position = tf.range(total)
-        owner = keep // candidates
-        valid = position < n
-        order = tf.argsort(tf.where(valid, owner * total + position, batch * total + position))
-        kept = tf.math.unsorted_segment_sum(tf.cast(valid, tf.int32), owner, batch)
-        first = tf.cumsum(kept, exclusive=True)
-        slot = tf.range(d)[None, :]
-        filled = slot < kept[:, None]
-        source = tf.gather(keep, tf.gather(order, tf.minimum(first[:, None] + slot, total - 1)))
+        keep, count = tf.image.non_max_suppression_padded(
+            boxes + offset[..., None], scores, d, iou_threshold=self.nms_iou,
+            score_threshold=self.score_threshold, pad_to_max_output_size=True,
+        )  # fmt: skip
+        filled = tf.range(d)[None, :] < count[:, None]
 
         def pick(values, fill):
-            flat = tf.reshape(values, tf.concat([[total], tf.shape(values)[2:]], 0))
+            got = tf.gather(values, keep, batch_dims=1)
             mask = filled[..., None] if values.shape.rank == 3 else filled
-            return tf.where(mask, tf.gather(flat, source), tf.cast(fill, values.dtype))
+            return tf.where(mask, got, tf.cast(fill, values.dtype))
 
         return {"boxes": pick(boxes, 0.0), "scores": pick(scores, 0.0),
-                "classes": pick(labels, -1), "count": tf.minimum(kept, d)}  # fmt: skip
+                "classes": pick(labels, -1), "count": tf.cast(count, tf.int32)}  # fmt: skip
 
     def compute_output_spec(self, inputs):
         n, d = inputs[0].shape[0], self.detections
