@@ -201,3 +201,21 @@ def test_parity_excuses_what_the_per_image_cap_cuts_and_nothing_else():
     short = Matching()
     short.add(a, rows(kept[:2], [0.9, 0.5]), keep=4, **options)
     assert short.unmatched == 1
+
+
+def test_he_initialised_heads_let_the_image_reach_the_logits_and_torchvisions_is_there():
+    x = np.random.default_rng(0).standard_normal((2, 64, 64, 3)).astype("float32")
+    spread = {}
+    for init in ("he", "torchvision"):
+        m = create_detector("retinanet_resnet8_fast_fpn", num_classes=3, head_init=init)
+        spread[init] = float(np.std(np.asarray(m(x)["cls_logits"])))
+        hidden = m.get_layer("cls_conv0").kernel.numpy()
+        fan_in = np.prod(hidden.shape[:3])
+        want = np.sqrt(2 / fan_in) if init == "he" else 0.01
+        assert abs(hidden.std() / want - 1) < 0.1, init
+        assert abs(m.get_layer("cls_out").kernel.numpy().std() / 0.01 - 1) < 0.1
+        assert m.get_config()["head_init"] == init
+    # σ 0.01 in all five layers leaves logits that barely vary: a scratch run stays at the prior.
+    assert spread["he"] > 20 * spread["torchvision"]
+    with pytest.raises(ValueError, match="head_init must be one of he, torchvision"):
+        create_detector("retinanet_resnet8_fast_fpn", head_init="xavier")

@@ -29,6 +29,7 @@ from resnetkit.names import unknown_name_error
 # The closed sets of the config, one Literal each (the CLI's choices are these).
 Task = Literal["classification", "segmentation", "detection"]  # resnetkit.tasks.TASKS
 BoxLoss = Literal["l1", "giou"]  # detection: on the deltas, or generalized IoU of the boxes
+HeadInit = Literal["he", "torchvision"]  # detection heads' hidden convolutions (model.py)
 BadImagePolicy = Literal["skip", "error"]
 ClassWeight = Literal["auto"]  # weight each class by n / (classes × count)
 Optimizer = Literal["sgd", "adamw", "lamb"]
@@ -66,6 +67,7 @@ class DetectConfig:
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     box_loss: BoxLoss = "l1"
+    head_init: HeadInit = "he"
     score_threshold: float = 0.05
     top_k: int = 1000  # candidates per pyramid level before NMS
     nms_iou: float = 0.5

@@ -8,8 +8,9 @@ torchvision's ``retinanet_resnet50_fpn``.
   gives its stages of stride ≥ 8 and more such convolutions up to five levels: finer levels
   would multiply the heads' cost (4 × 256-channel convolutions per level) for no gain.
 - Two heads shared by every level: four 3×3 conv + ReLU, then the class logits
-  (``A × classes``) or the box deltas (``A × 4``), with torchvision's initialisation
-  (normal σ = 0.01; the class bias at a prior of 0.01).
+  (``A × classes``) or the box deltas (``A × 4``); the output layers initialised as
+  torchvision's (normal σ = 0.01; the class bias at a prior of 0.01), the hidden ones
+  He-normal unless ``head_init="torchvision"`` (σ = 0.01: see ``_head``).
 - Outputs ``{"cls_logits": [N, anchors, classes], "bbox_regression": [N, anchors, 4]}``,
   levels P3…P7 in order, at each level row by row with a pixel's anchors together: the
   order ``anchors.anchors`` lays the anchors out in.
@@ -33,6 +34,7 @@ from resnetkit.tasks.segment.layers import ResizeLike
 PYRAMID = 256
 HEAD_CONVS = 4
 PRIOR = 0.01  # the initial foreground probability of every anchor (Lin et al. 2017)
+HEAD_INITS = ("he", "torchvision")
 
 
 def backbone_of(architecture: str) -> str:
@@ -103,15 +105,22 @@ def feature_pyramid(stages: list, channels: int = PYRAMID, dtype=None) -> list:
 
 
 def _head(levels: list, outputs: int, per_anchor: int, name: str, bias: float, dtype,
-          channels: int = PYRAMID) -> object:  # fmt: skip
-    """One head's layers, applied to every level; ``[N, anchors, per_anchor]``."""
-    init = keras.initializers.RandomNormal(stddev=0.01)
+          channels: int = PYRAMID, init: str = "he") -> object:  # fmt: skip
+    """One head's layers, applied to every level; ``[N, anchors, per_anchor]``.
+
+    ``init`` "torchvision": every convolution normal with σ 0.01, torchvision's. Four such
+    layers shrink the signal by about 0.24 each at 128 channels, so the logits hardly depend
+    on the image and a network trained from scratch stays at the prior; "he" (the default)
+    gives the four hidden convolutions He-normal weights, which keep the signal's scale,
+    and keeps torchvision's σ 0.01 and prior bias on the output layer."""
+    small = keras.initializers.RandomNormal(stddev=0.01)
+    hidden = keras.initializers.HeNormal() if init == "he" else small
     convs = [keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
-                                 kernel_initializer=init, name=f"{name}_conv{i}", dtype=dtype)
+                                 kernel_initializer=hidden, name=f"{name}_conv{i}", dtype=dtype)
              for i in range(HEAD_CONVS)]  # fmt: skip
     mixed = str(dtype).startswith("mixed_")
     last = keras.layers.Conv2D(
-        outputs, 3, padding="same", kernel_initializer=init,
+        outputs, 3, padding="same", kernel_initializer=small,
         bias_initializer=keras.initializers.Constant(bias), name=f"{name}_out",
         dtype="float32" if mixed else dtype,
     )  # fmt: skip
@@ -139,6 +148,7 @@ class Detector(RebuiltFromArguments, keras.Model):
         channels: the pyramid's and the heads' width (torchvision's 256).
         dtype: a Keras dtype policy; the heads' outputs are float32 under mixed precision.
         preprocessing: the backbone weights' ``Preprocessing.to_dict()``, saved with the model.
+        head_init: the heads' hidden convolutions, "he" or "torchvision" (see ``_head``).
     """
 
     def __init__(
@@ -150,9 +160,13 @@ class Detector(RebuiltFromArguments, keras.Model):
         channels: int = PYRAMID,
         dtype: str | None = None,
         preprocessing: dict | None = None,
+        head_init: str = "he",
         name: str | None = None,
         **kwargs,
     ):
+        if head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}; got "
+                             f"{head_init!r}")  # fmt: skip
         backbone_name = backbone_of(architecture)
         depth = len(get_variant(backbone_name).depths)
         if depth < 3:
@@ -174,8 +188,9 @@ class Detector(RebuiltFromArguments, keras.Model):
         prior = -math.log((1 - PRIOR) / PRIOR)
         outputs = {
             "cls_logits": _head(levels, per_location * num_classes, num_classes, "cls",
-                                prior, dtype, channels),
-            "bbox_regression": _head(levels, per_location * 4, 4, "box", 0.0, dtype, channels),
+                                prior, dtype, channels, head_init),
+            "bbox_regression": _head(levels, per_location * 4, 4, "box", 0.0, dtype, channels,
+                                     head_init),
         }  # fmt: skip
         super().__init__(image, outputs, name=name or architecture, **kwargs)
         self.backbone = backbone
@@ -190,6 +205,7 @@ class Detector(RebuiltFromArguments, keras.Model):
             "channels": int(channels),
             "dtype": dtype,
             "preprocessing": None if preprocessing is None else dict(preprocessing),
+            "head_init": head_init,
         }
         self.anchor_f1 = AnchorF1()
 

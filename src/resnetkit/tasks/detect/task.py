@@ -247,6 +247,7 @@ class Detection:
             channels=inputs.channels_fpn,
             dtype=None if c.run.precision == "float32" else c.run.precision,
             preprocessing=inputs.prep.to_dict(),
+            head_init=c.detect.head_init,
         )
 
     def loss(self) -> keras.losses.Loss:
