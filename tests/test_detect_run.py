@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -78,6 +79,7 @@ def test_train_a_retinanet_on_a_coco_folder_and_read_its_run(trained, tmp_path, 
     data, run, printed = trained
     assert "coco layout, 2 classes, 16 training images" in printed
     assert "canvas 64×64" in printed and "anchors: smallest" in printed
+    assert re.search(r"val mAP \d\.\d{4} \(mAP@0\.5 \d\.\d{4}, pycocotools, 4 images\)", printed)
     summary = json.loads((run / "summary.json").read_text())
     assert summary["task"] == "detection" and summary["best"]["metric"] == "val_anchor_f1"
     history = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]

@@ -346,7 +346,9 @@ def _evaluate_and_report(s: Session, task: Task, inputs, model, batch_size: int)
     from resnetkit.report import write_report
 
     try:
-        task.evaluate(model, inputs, s.out, batch_size)
+        line = task.evaluate(model, inputs, s.out, batch_size)
+        if line:
+            print(line, file=s.stream)
         print(f"report: {write_report(s.out.path)}", file=s.stream)
     except Exception as e:  # the trained model is saved: say what failed, do not lose it
         print(

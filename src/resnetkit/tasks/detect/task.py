@@ -47,7 +47,7 @@ from resnetkit.tasks.detect.pipeline import BoxAugment, box_dataset
 MAX_CANVAS = 512  # the canvas: the images' typical longer side, at most this
 MIN_CANVAS = 64
 CANVAS_STEP = 32
-BATCH_PIXELS = 2**21  # the default batch holds at most this many canvas pixels (8 at 512)
+BATCH_PIXELS = 2**19  # the default batch holds at most this many canvas pixels (2 at 512)
 SAMPLES = 8  # evaluation images drawn with their boxes
 
 
@@ -307,18 +307,21 @@ class Detection:
             return None
         return f"test mAP {test['test_map']:.4f} (mAP@0.5 {test['test_map_50']:.4f}, pycocotools)"
 
-    def evaluate(self, model, inputs: DetectInputs, run: RunDir, batch_size: int) -> None:
+    def evaluate(self, model, inputs: DetectInputs, run: RunDir,
+                 batch_size: int) -> str | None:  # fmt: skip
         """``evaluation/SPLIT/``: metrics.json (COCOeval), detections.json, and sample
-        images with their true and predicted boxes."""
+        images with their true and predicted boxes; the line saying its mAP."""
         splits = inputs.source.splits
         name = next((s for s in ("test", "val") if len(splits.get(s) or ())), None)
         if name is None:
-            return
+            return None
         got, found = self.split_scores(model, inputs, splits[name], batch_size)
         got.update({"data": self.config.data.source, "split": name, "images": len(splits[name])})
         folder = run.evaluation(name)
         folder.mkdir(parents=True, exist_ok=True)
         write_evaluation(folder, got, found, splits[name], inputs.source)
+        return (f"{name} mAP {got['map']:.4f} (mAP@0.5 {got['map_50']:.4f}, pycocotools, "
+                f"{len(splits[name]):,} images): {folder / 'metrics.json'}")  # fmt: skip
 
     def data_summary(self, inputs: DetectInputs, bad_files: int) -> dict:
         source = inputs.source

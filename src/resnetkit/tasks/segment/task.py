@@ -204,12 +204,14 @@ class Segmentation:
             f"test mIoU {test['test_miou']:.4f} (pixel accuracy {test['test_pixel_accuracy']:.4f})"
         )
 
-    def evaluate(self, model, inputs: SegmentInputs, run: RunDir, batch_size: int) -> None:
-        """``evaluation/SPLIT/metrics.json`` of the test split (else the validation split)."""
+    def evaluate(self, model, inputs: SegmentInputs, run: RunDir,
+                 batch_size: int) -> str | None:  # fmt: skip
+        """``evaluation/SPLIT/metrics.json`` of the test split (else the validation split);
+        the line saying its mIoU."""
         splits = inputs.source.splits
         name = next((s for s in ("test", "val") if len(splits.get(s) or ())), None)
         if name is None:
-            return
+            return None
         got = self.split_scores(model, inputs, splits[name], batch_size)
         got.update({"data": self.config.data.source, "split": name, "images": len(splits[name])})
         folder = run.evaluation(name)
@@ -219,6 +221,8 @@ class Segmentation:
                          folder / "confusion_matrix_normalized.png", normalized=True,
                          title=f"pixels, {name} split")  # fmt: skip
         triptychs(model, splits[name], inputs.prep, inputs.channels, folder)
+        return (f"{name} mIoU {got['miou']:.4f} (pixel accuracy {got['pixel_accuracy']:.4f}, "
+                f"{len(splits[name]):,} images): {folder / 'metrics.json'}")  # fmt: skip
 
     def data_summary(self, inputs: SegmentInputs, bad_files: int) -> dict:
         source = inputs.source
