@@ -219,3 +219,16 @@ def test_he_initialised_heads_let_the_image_reach_the_logits_and_torchvisions_is
     assert spread["he"] > 20 * spread["torchvision"]
     with pytest.raises(ValueError, match="head_init must be one of he, torchvision"):
         create_detector("retinanet_resnet8_fast_fpn", head_init="xavier")
+
+
+def test_parity_matches_equal_boxes_clipped_to_zero_area():
+    from resnetkit.export.detection import Matching
+
+    edge = (np.array([[64, 10, 64, 20]], np.float32), np.array([0.6], np.float32), np.zeros(1))
+    m = Matching()
+    m.add(edge, tuple(a.copy() for a in edge), threshold=0.05, tolerance=1e-4, min_iou=0.99)
+    assert (m.matched, m.unmatched) == (1, 0)
+    moved = (edge[0] + [0, 5, 0, 5], edge[1], edge[2])
+    m = Matching()
+    m.add(edge, moved, threshold=0.05, tolerance=1e-4, min_iou=0.99)
+    assert m.unmatched == 2

@@ -177,6 +177,9 @@ def box_checks(predictor: BoxPredictor, data: str | None, count: int,
     return images, f"{root}: {len(images)} images of the {name} split (seeded sample)"
 
 
+EQUAL_PIXELS = 0.01  # boxes whose corners all agree this closely are the same box
+
+
 @dataclass
 class Matching:
     """How two runtimes' detections of the same images agree."""
@@ -200,6 +203,9 @@ class Matching:
             for box, score, k in zip(*side, strict=True):
                 same = other[2] == k
                 overlap = iou(box[None], other[0][same])[0] if same.any() else np.zeros(1)
+                if same.any():  # equal boxes match, zero-area ones (clipped to an edge) too
+                    equal = np.abs(other[0][same] - box).max(axis=1) <= EQUAL_PIXELS
+                    overlap = np.where(equal, 1.0, overlap)
                 j = int(overlap.argmax())
                 diff = float(abs(other[1][same][j] - score)) if same.any() else 1.0
                 twins = np.sum((side[2] == k) & (np.abs(side[1] - score) <= tolerance))

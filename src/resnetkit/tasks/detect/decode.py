@@ -84,10 +84,12 @@ class DecodeDetections(keras.layers.Layer):
         every image would."""
         import tensorflow as tf
 
-        offset = tf.cast(labels, tf.float32) * (tf.reduce_max(boxes) + 1)
+        # Each image's own largest coordinate: its boxes move alike in any batch.
+        span = tf.reduce_max(boxes, axis=[1, 2], keepdims=True) + 1
+        offset = tf.cast(labels, tf.float32)[..., None] * span
         d = self.detections
         keep, count = tf.image.non_max_suppression_padded(
-            boxes + offset[..., None], scores, d, iou_threshold=self.nms_iou,
+            boxes + offset, scores, d, iou_threshold=self.nms_iou,
             score_threshold=self.score_threshold, pad_to_max_output_size=True,
         )  # fmt: skip
         filled = tf.range(d)[None, :] < count[:, None]
