@@ -1,7 +1,7 @@
 """Detection benchmark on scenes built from real images (no detection set can be downloaded
 here): `resnetkit data export fashion-mnist-boxes`, 128×128, 10 classes, items at 14–112 px.
 
-Command (the full grid is about an hour and a half on a 2-core CPU; --quick is a first look):
+Command (the full grid is about an hour on a 2-core CPU; --quick is a first look):
 
     .venv/bin/python benchmarks/detection.py [--quick]
 
