@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
+import statistics
+from collections.abc import Callable
+from pathlib import Path
 
 
 def versions() -> dict:
@@ -47,3 +51,31 @@ def peer_version(package: str) -> str | None:
         return version(package.replace("_", "-"))
     except PackageNotFoundError:
         return None
+
+
+def finetune_against_scratch(results: dict, *, model: str, counts: list[int], seeds: list[int],
+                             data_for: Callable[[int, int], Path], common: list[str],
+                             source: Path, run: Callable, work: Path, metric: str,
+                             write: Callable[[dict], None]) -> None:  # fmt: skip
+    """The grid the task benchmarks share: at each number of training scenes and seed,
+    ``resnetkit train`` and ``resnetkit finetune --from source`` of ``model`` on the same
+    data (``data_for(count, seed)``); each row appended to ``results["transfer"]`` and
+    written, then the medians of ``metric`` in ``results["transfer_medians"]``."""
+    for count in counts:
+        for seed in seeds:
+            data = data_for(count, seed)
+            for kind in ("scratch", "finetune"):
+                items = [f"model.name={model}", f"data.source={data}", f"run.seed={seed}",
+                         *common]  # fmt: skip
+                out = work / f"tr-{kind}-{count}-{seed}"
+                row = {"kind": kind, "train_scenes": count, "seed": seed, "model": model,
+                       **run(items, out, str(source) if kind == "finetune" else None)}  # fmt: skip
+                results["transfer"].append(row)
+                print(json.dumps(row), flush=True)
+                write(results)
+    medians = {}
+    for row in results["transfer"]:
+        medians.setdefault(f"{row['kind']} {row['train_scenes']}", []).append(row[metric])
+    results["transfer_medians"] = {k: statistics.median(v) for k, v in medians.items()}
+    write(results)
+    print(json.dumps(results["transfer_medians"], indent=1))

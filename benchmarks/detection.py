@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
 import sys
 import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from common import hardware, versions
+from common import finetune_against_scratch, hardware, versions
 from segmentation import source_run
 
 RESULTS = Path(__file__).parent / "results" / "detection.json"
@@ -123,24 +122,11 @@ def main() -> int:
     backbone = backbones[0]
     epochs = 2 if args.quick else 5
     source = source_run(backbone, work / f"source-{backbone}-{epochs}", epochs)
-    for count in counts:
-        for seed in seeds:
-            data = box_scenes(work, count, 200, seed)
-            for kind in ("scratch", "finetune"):
-                items = [f"model.name=retinanet_{backbone}_fpn", f"data.source={data}",
-                         f"run.seed={seed}", *common]  # fmt: skip
-                out = work / f"tr-{kind}-{count}-{seed}"
-                row = {"kind": kind, "train_scenes": count, "seed": seed, "model": items[0][11:],
-                       **run(items, out, str(source) if kind == "finetune" else None)}  # fmt: skip
-                results["transfer"].append(row)
-                print(json.dumps(row), flush=True)
-                write(results)
-    medians = {}
-    for row in results["transfer"]:
-        medians.setdefault(f"{row['kind']} {row['train_scenes']}", []).append(row["val_map"])
-    results["transfer_medians"] = {k: statistics.median(v) for k, v in medians.items()}
-    write(results)
-    print(json.dumps(results["transfer_medians"], indent=1))
+    finetune_against_scratch(
+        results, model=f"retinanet_{backbone}_fpn", counts=counts, seeds=seeds,
+        data_for=lambda count, seed: box_scenes(work, count, 200, seed), common=common,
+        source=source, run=run, work=work, metric="val_map", write=write,
+    )  # fmt: skip
     return 0
 
 

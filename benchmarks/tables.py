@@ -340,21 +340,28 @@ def segmentation_table(results: Path, arg: str) -> str:
         header = ["model", "output stride", "val mIoU (best epoch)", "val mIoU (last)",
                   "training images/s"]  # fmt: skip
         return "\n".join([head, "", *rows(header, body)])
+    return finetune_table(d, head, "val_miou", "best validation mIoU of each run")
+
+
+def finetune_table(d: dict, head: str, metric: str, what: str) -> str:
+    """Fine-tuned against from scratch, by number of training scenes: the medians and ranges
+    of ``metric`` over the seeds (``common.finetune_against_scratch``'s rows)."""
     by = {}
     for r in d["transfer"]:
-        by.setdefault(r["train_scenes"], {}).setdefault(r["kind"], []).append(r["val_miou"])
+        by.setdefault(r["train_scenes"], {}).setdefault(r["kind"], []).append(r[metric])
     body = []
     for count, kinds in sorted(by.items()):
+        if not {"scratch", "finetune"} <= set(kinds):
+            continue
         med = {k: statistics.median(v) for k, v in kinds.items()}
-        cells = [f"{med[k]:.3f} ({min(v):.3f}–{max(v):.3f})" for k, v in
-                 (("scratch", kinds["scratch"]), ("finetune", kinds["finetune"]))]  # fmt: skip
+        cells = [f"{med[k]:.3f} ({min(kinds[k]):.3f}–{max(kinds[k]):.3f})"
+                 for k in ("scratch", "finetune")]  # fmt: skip
         body.append([f"{count:,}", *cells, f"{med['finetune'] - med['scratch']:+.3f}",
                      len(kinds["scratch"])])  # fmt: skip
     header = ["training scenes", "from scratch: median (range)", "fine-tuned: median (range)",
               "fine-tuned − scratch", "seeds"]  # fmt: skip
     model = d["transfer"][0]["model"] if d["transfer"] else "?"
-    return "\n".join([f"{head} `{model}`; best validation mIoU of each run.", "",
-                      *rows(header, body)])  # fmt: skip
+    return "\n".join([f"{head} `{model}`; {what}.", "", *rows(header, body)])
 
 
 @table("segmentation-speed")
@@ -412,23 +419,7 @@ def detection_table(results: Path, arg: str) -> str:
         header = ["model", "val mAP", "val mAP@0.5", "training images/s", "minutes"]
         return "\n".join([f"{head} {d['backbones'][0]['train_scenes']:,} training scenes; "
                           "COCO mAP by pycocotools.", "", *rows(header, body)])  # fmt: skip
-    by = {}
-    for r in d["transfer"]:
-        by.setdefault(r["train_scenes"], {}).setdefault(r["kind"], []).append(r["val_map"])
-    body = []
-    for count, kinds in sorted(by.items()):
-        if not {"scratch", "finetune"} <= set(kinds):
-            continue
-        med = {k: statistics.median(v) for k, v in kinds.items()}
-        cells = [f"{med[k]:.3f} ({min(kinds[k]):.3f}–{max(kinds[k]):.3f})"
-                 for k in ("scratch", "finetune")]  # fmt: skip
-        body.append([f"{count:,}", *cells, f"{med['finetune'] - med['scratch']:+.3f}",
-                     len(kinds["scratch"])])  # fmt: skip
-    header = ["training scenes", "from scratch: median (range)", "fine-tuned: median (range)",
-              "fine-tuned − scratch", "seeds"]  # fmt: skip
-    model = d["transfer"][0]["model"] if d["transfer"] else "?"
-    return "\n".join([f"{head} `{model}`; validation COCO mAP of each run.", "",
-                      *rows(header, body)])  # fmt: skip
+    return finetune_table(d, head, "val_map", "validation COCO mAP of each run")
 
 
 @table("detection-speed")
