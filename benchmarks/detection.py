@@ -61,6 +61,7 @@ def anchor_coverage(data: Path, model: str) -> dict:
 def run(items: list[str], run_dir: Path, finetune_from: str | None = None) -> dict:
     """One silent run: the validation COCO mAP and mAP@0.5 of its best checkpoint (by
     pycocotools, after training), training images/s, wall seconds."""
+    from resnetkit.evaluate.detection import evaluate_detection
     from resnetkit.training.config import load_config
     from resnetkit.training.engine import train
     from resnetkit.transfer import finetune, finetune_config
@@ -73,7 +74,8 @@ def run(items: list[str], run_dir: Path, finetune_from: str | None = None) -> di
             summary = finetune(finetune_config(finetune_from, overrides=items), run_dir)
         else:
             summary = train(load_config(None, items), run_dir)
-    scores = json.loads((run_dir / "evaluation" / "val" / "metrics.json").read_text())
+        data = next(i.partition("=")[2] for i in items if i.startswith("data.source="))
+        scores, _ = evaluate_detection(run_dir, data, split="val")
     return {
         "val_map": round(scores["map"], 4),
         "val_map_50": round(scores["map_50"], 4),
