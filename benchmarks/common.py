@@ -79,3 +79,29 @@ def finetune_against_scratch(results: dict, *, model: str, counts: list[int], se
     results["transfer_medians"] = {k: statistics.median(v) for k, v in medians.items()}
     write(results)
     print(json.dumps(results["transfer_medians"], indent=1))
+
+
+def exported_scenes(exporter: Callable, out: Path, train: int, val: int, seed: int) -> Path:
+    """``out``, written once by a ``resnetkit data export`` scene exporter (``export_scenes``,
+    ``export_box_scenes``); a folder an interrupted export left is written again."""
+    import io
+    from contextlib import redirect_stdout
+
+    if not (out / ".complete").exists():
+        with redirect_stdout(io.StringIO()):
+            exporter(out, train=train, val=val, seed=seed)
+        (out / ".complete").touch()
+    return out
+
+
+def peer_versions() -> dict:
+    """resnetkit's versions with the peers' of the speed benchmarks."""
+    return {**versions(), "keras_hub": peer_version("keras_hub"),
+            "torchvision": peer_version("torchvision")}  # fmt: skip
+
+
+def write_report(report: dict, out: Path) -> None:
+    """A speed benchmark's JSON, its summary printed."""
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["summary"], indent=1))
+    print(f"wrote {out}")

@@ -27,7 +27,7 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from common import finetune_against_scratch, hardware, versions
+from common import exported_scenes, finetune_against_scratch, hardware, versions
 from segmentation import source_run
 
 RESULTS = Path(__file__).parent / "results" / "detection.json"
@@ -37,12 +37,7 @@ BATCH = 16
 def box_scenes(root: Path, train: int, val: int, seed: int = 0) -> Path:
     from resnetkit.data.scenes import export_box_scenes
 
-    out = root / f"boxes-{train}-{seed}"
-    if not (out / ".complete").exists():
-        with redirect_stdout(io.StringIO()):
-            export_box_scenes(out, train=train, val=val, seed=seed)
-        (out / ".complete").touch()
-    return out
+    return exported_scenes(export_box_scenes, root / f"boxes-{train}-{seed}", train, val, seed)
 
 
 def anchor_coverage(data: Path, model: str) -> dict:

@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import hardware, isa_tag, peer_version, versions
+from common import hardware, isa_tag, peer_versions, write_report
 from speed import add_process_arguments, median_rate, rss, spawn, timing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -294,22 +294,18 @@ def main() -> int:
     settings = {"size": opts.size, "batch": opts.batch, "classes": CLASSES,
                 "boxes_per_image": BOXES, "warmup": opts.warmup, "repeats": opts.repeats,
                 "min_seconds": opts.min_seconds, "jit": opts.jit}  # fmt: skip
-    peers = {**versions(), "keras_hub": peer_version("keras_hub"),
-             "torchvision": peer_version("torchvision")}  # fmt: skip
     report = {
         "benchmark": "detection speed, resnetkit vs torchvision vs keras-hub",
         "command": "python benchmarks/detection_speed.py " + " ".join(sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "settings": settings,
         "hardware": hardware(),
-        "versions": peers,
+        "versions": peer_versions(),
         "results": results,
         "summary": summarize(results),
     }
-    out = opts.out or ROOT / "benchmarks" / "results" / f"detection-speed-{isa_tag()}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["summary"], indent=1))
-    print(f"wrote {out}")
+    write_report(report, opts.out or ROOT / "benchmarks" / "results" /
+                 f"detection-speed-{isa_tag()}.json")  # fmt: skip
     return 0
 
 

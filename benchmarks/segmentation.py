@@ -26,7 +26,7 @@ import time
 from contextlib import redirect_stdout
 from pathlib import Path
 
-from common import finetune_against_scratch, hardware, versions
+from common import exported_scenes, finetune_against_scratch, hardware, versions
 
 RESULTS = Path(__file__).parent / "results" / "segmentation.json"
 BATCH = 16
@@ -35,12 +35,7 @@ BATCH = 16
 def scenes(root: Path, train: int, val: int, seed: int = 0) -> Path:
     from resnetkit.data.scenes import export_scenes
 
-    out = root / f"scenes-{train}-{seed}"
-    if not (out / ".complete").exists():
-        with redirect_stdout(io.StringIO()):
-            export_scenes(out, train=train, val=val, seed=seed)
-        (out / ".complete").touch()
-    return out
+    return exported_scenes(export_scenes, root / f"scenes-{train}-{seed}", train, val, seed)
 
 
 def run(items: list[str], run_dir: Path, finetune_from: str | None = None) -> dict:

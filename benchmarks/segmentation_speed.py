@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import hardware, isa_tag, peer_version, versions
+from common import hardware, isa_tag, peer_versions, write_report
 from speed import add_process_arguments, median_rate, rss, spawn, timing
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,18 +187,12 @@ def main() -> int:
             "jit": opts.jit,
         },
         "hardware": hardware(),
-        "versions": {
-            **versions(),
-            "keras_hub": peer_version("keras_hub"),
-            "torchvision": peer_version("torchvision"),
-        },
+        "versions": peer_versions(),
         "results": results,
         "summary": summarize(results),
     }
-    out = opts.out or ROOT / "benchmarks" / "results" / f"segmentation-speed-{isa_tag()}.json"
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report["summary"], indent=1))
-    print(f"wrote {out}")
+    write_report(report, opts.out or ROOT / "benchmarks" / "results" /
+                 f"segmentation-speed-{isa_tag()}.json")  # fmt: skip
     return 0
 
 
